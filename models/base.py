@@ -1,0 +1,60 @@
+"""Declarative base, naming convention and reusable column types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, func
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops tzinfo otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use datetime.now(timezone.utc)")
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+# BigInteger primary keys that still autoincrement on SQLite (which only does so for INTEGER).
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+intpk = Annotated[int, mapped_column(BigIntPK, primary_key=True, autoincrement=True)]
+str32 = Annotated[str, mapped_column(String(32))]
+str64 = Annotated[str, mapped_column(String(64))]
+str128 = Annotated[str, mapped_column(String(128))]
+str255 = Annotated[str, mapped_column(String(255))]
+utc = Annotated[dt.datetime, mapped_column(UTCDateTime())]
+created = Annotated[dt.datetime, mapped_column(UTCDateTime(), server_default=func.now())]
+jsondict = Annotated[dict[str, Any], mapped_column(JSON, default=dict)]
+
+
+def utcnow() -> dt.datetime:
+    """Current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Base of every model; shares one MetaData with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -1,0 +1,108 @@
+"""create_app(settings): routes, middlewares and one cleanup context per resource. No I/O here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import text
+
+from bot import handlers as bot_handlers
+from bot.context import BotContext
+from bot.topics import build_router
+from bot.worker import InboxWorker
+from models import utcnow
+from scrm import keys
+from scrm.admin import create_admin_app
+from scrm.db import create_engine, create_sessionmaker
+from scrm.settings import Settings
+from wecom.crypto import CallbackCrypto
+from wecom.gateway import WeComGateway
+
+_LOGGER = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """For load balancers: the process is up and the database answers."""
+    try:
+        async with request.app[keys.ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any database failure means "not healthy"
+        return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+def _database_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app[keys.ENGINE] = engine
+        app[keys.SESSIONMAKER] = create_sessionmaker(engine)
+        yield
+        await engine.dispose()
+
+    return ctx
+
+
+def _gateway_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        gateway = WeComGateway(
+            settings.corp_id,
+            settings.agent_secret,
+            api_base=settings.api_base,
+            agent_id=settings.agent_id,
+            max_threads=settings.wecom_threads,
+        )
+        app[keys.GATEWAY] = gateway
+        yield
+        await gateway.close()
+
+    return ctx
+
+
+def _worker_ctx(start: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    # Tests create the worker without starting it, and drive it with run_once().
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        context = BotContext(
+            maker=app[keys.SESSIONMAKER], gateway=app[keys.GATEWAY], settings=settings, clock=app[keys.CLOCK]
+        )
+        worker = InboxWorker(
+            app[keys.SESSIONMAKER], app[keys.ROUTER], context, clock=app[keys.CLOCK],
+            max_attempts=settings.inbox_max_attempts,
+        )
+        app[keys.WORKER] = worker
+        if start:
+            worker.start()
+        yield
+        await worker.stop()
+
+    return ctx
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], dt.datetime] = utcnow,
+    run_worker: bool = True,
+    extra_subapps: dict[str, web.Application] | None = None,
+) -> web.Application:
+    """The whole service as one aiohttp application."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock
+    app[keys.CRYPTO] = CallbackCrypto(settings.token, settings.encoding_aes_key, settings.corp_id)
+    app[keys.ROUTER] = build_router()
+    app.cleanup_ctx.append(_database_ctx(settings))
+    app.cleanup_ctx.append(_gateway_ctx(settings))
+    app.cleanup_ctx.append(_worker_ctx(run_worker))
+    app.router.add_get("/healthz", healthz)
+    bot_handlers.add_routes(app, settings.callback_path)
+    app.add_subapp("/admin", create_admin_app())
+    app.router.add_static("/static", STATIC)
+    for prefix, sub in (extra_subapps or {}).items():
+        app.add_subapp(prefix, sub)
+    return app

@@ -1,0 +1,102 @@
+"""Demo mode: the service plus the built-in simulator on one port, with a seeded brand."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from bot.context import BotContext
+from bot.fullsync import full_sync
+from models import Region, Staff, StaffRole, Store, utcnow
+from scrm import keys
+from scrm.app import create_app
+from scrm.progress import ProgressBar
+from scrm.settings import Settings
+from wecom.crypto import CallbackCrypto
+from wecom.simulator import demo_data
+from wecom.simulator.api import create_simulator_app
+from wecom.simulator.callbacks import CallbackSender
+from wecom.simulator.scenarios import add_scenario_routes
+from wecom.simulator.state import SimulatorState
+
+_LOGGER = logging.getLogger(__name__)
+SIM_PREFIX = "/_wecom"
+
+
+def demo_settings(port: int, host: str, data_dir: Path) -> Settings:
+    """Settings of the demo corp, pointing the gateway at the simulator mounted on this server."""
+    corp = demo_data.DEMO_CORP
+    base = f"http://{host}:{port}"
+    return Settings(
+        corp_id=corp["corp_id"],
+        agent_id=int(corp["agent_id"]),
+        agent_secret=corp["agent_secret"],
+        token=corp["token"],
+        encoding_aes_key=corp["encoding_aes_key"],
+        public_base_url=base,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'scrm-demo.db'}",
+        api_base=f"{base}{SIM_PREFIX}/cgi-bin/",
+        host=host,
+        port=port,
+        admin_token=secrets.token_urlsafe(16),
+        demo=True,
+    )
+
+
+def simulator_app(state: SimulatorState, settings: Settings, callback_url: str) -> web.Application:
+    """The simulator's API plus scenario routes that push to ``callback_url``."""
+    sim = create_simulator_app(state)
+    sender = CallbackSender(CallbackCrypto(settings.token, settings.encoding_aes_key, settings.corp_id),
+                            settings.agent_id, callback_url)
+    add_scenario_routes(sim, state, sender)
+    return sim
+
+
+async def seed_org(app: web.Application) -> bool:
+    """Regions, stores and staff roles of the demo brand (once). True if it seeded."""
+    maker = app[keys.SESSIONMAKER]
+    async with maker.begin() as session:
+        if await session.scalar(select(func.count()).select_from(Store)):
+            return False
+        regions = {}
+        for code, name in demo_data.REGIONS:
+            regions[code] = Region(code=code, name=name)
+            session.add(regions[code])
+        await session.flush()
+        stores = {}
+        for code, name, region in demo_data.STORES:
+            stores[code] = Store(code=code, name=name, region_id=regions[region].id)
+            session.add(stores[code])
+        await session.flush()
+        for m in demo_data.MEMBERS:
+            store = stores.get(m.store) if m.store else None
+            region_id = store.region_id if store else (regions[m.region].id if getattr(m, "region", None) else None)
+            session.add(Staff(userid=m.userid, name=m.name, role=StaffRole(m.role),
+                              store_id=store.id if store else None, region_id=region_id))
+    return True
+
+
+def build_demo_app(port: int, host: str, data_dir: Path) -> tuple[web.Application, Settings]:
+    """The demo application: service + simulator, seeded on startup."""
+    settings = demo_settings(port, host, data_dir)
+    state = SimulatorState(settings.corp_id, settings.agent_id, settings.agent_secret)
+    demo_data.seed_simulator(state)
+    sim = simulator_app(state, settings, settings.callback_url)
+    app = create_app(settings, extra_subapps={SIM_PREFIX: sim})
+    return app, settings
+
+
+async def seed_demo(app: web.Application, settings: Settings) -> str:
+    """Seed the org and pull the simulated corp in through the real sync path (server must listen)."""
+    if not await seed_org(app):
+        return "演示数据已存在 / demo data already present"
+    ctx = BotContext(app[keys.SESSIONMAKER], app[keys.GATEWAY], settings, utcnow)
+    bar = ProgressBar()
+    report = await full_sync(ctx, progress=bar)
+    bar.close()
+    return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} customers, "
+            f"{report.groups} groups, {report.tags} tags")

@@ -1,0 +1,25 @@
+"""Every typed application key, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.router import Router
+from bot.worker import InboxWorker
+from scrm.settings import Settings
+from wecom.crypto import CallbackCrypto
+from wecom.gateway import WeComGateway
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+ENGINE: Final = web.AppKey("engine", AsyncEngine)
+SESSIONMAKER: Final = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
+GATEWAY: Final = web.AppKey("gateway", WeComGateway)
+CRYPTO: Final = web.AppKey("crypto", CallbackCrypto)
+ROUTER: Final = web.AppKey("router", Router)
+WORKER: Final = web.AppKey("worker", InboxWorker)
+CLOCK: Final = web.AppKey("clock", Callable[[], dt.datetime])

@@ -1,0 +1,181 @@
+"""Settings: parsed once from the environment (and an optional .env file), loud on bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from wecom.crypto import aes_key_from_encoding_key
+
+REAL_API_BASE: Final = "https://qyapi.weixin.qq.com/cgi-bin/"
+DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///scrm.db"
+CALLBACK_PATH: Final = "/wecom/callback"
+
+
+class SettingsError(Exception):
+    """One or more settings are missing or malformed; the message names each key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to run, validated."""
+
+    corp_id: str
+    agent_id: int
+    agent_secret: str
+    token: str
+    encoding_aes_key: str
+    public_base_url: str
+    database_url: str = DEFAULT_DATABASE_URL
+    api_base: str = REAL_API_BASE
+    host: str = "127.0.0.1"
+    port: int = 8080
+    callback_path: str = CALLBACK_PATH
+    # How far a callback's timestamp may be from our clock before it is refused as stale.
+    callback_max_skew: int = 300
+    welcome_text: str = "您好，我是{guide_name}，很高兴为您服务！有任何问题随时找我。"
+    admin_token: str = ""
+    wecom_threads: int = 8
+    inbox_max_attempts: int = 5
+    demo: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def callback_url(self) -> str:
+        """The URL an admin pastes into the WeCom console."""
+        return self.public_base_url.rstrip("/") + self.callback_path
+
+    def with_(self, **changes: object) -> "Settings":
+        """A copy with some fields replaced (tests, demo)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the async driver for a plain ``sqlite://`` or ``postgresql://`` URL."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a simple KEY=VALUE .env file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise SettingsError([f"{path}:{lineno}: expected KEY=VALUE, got {line!r}"])
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+_CORP_ID = re.compile(r"^w[wx][0-9a-zA-Z]{8,30}$")
+_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``) over an optional .env file."""
+    env: dict[str, str] = dict(read_dotenv(dotenv)) if dotenv else {}
+    env.update(os.environ if environ is None else environ)
+    problems: list[str] = []
+
+    def need(key: str, hint: str) -> str:
+        value = env.get(key, "").strip()
+        if not value:
+            problems.append(f"{key} is missing: {hint}")
+        return value
+
+    corp_id = need("WECOM_CORP_ID", "the corp id from 我的企业 → 企业信息 (starts with 'ww')")
+    if corp_id and not _CORP_ID.match(corp_id):
+        problems.append(f"WECOM_CORP_ID {corp_id!r} does not look like a corp id (e.g. ww1436e0e65a779aee)")
+    agent_raw = need("WECOM_AGENT_ID", "the AgentId of the self-built app (应用管理 → your app)")
+    agent_id = 0
+    if agent_raw:
+        if agent_raw.isdigit():
+            agent_id = int(agent_raw)
+        else:
+            problems.append(f"WECOM_AGENT_ID must be a number, got {agent_raw!r}")
+    secret = need("WECOM_AGENT_SECRET", "the app's Secret (应用管理 → your app → Secret)")
+    token = need("WECOM_TOKEN", "the Token from the app's 接收消息 → 设置API接收 page")
+    if token and not re.fullmatch(r"[A-Za-z0-9]{1,32}", token):
+        problems.append("WECOM_TOKEN must be 1-32 letters or digits, as the WeCom console generates")
+    aes = need("WECOM_ENCODING_AES_KEY", "the EncodingAESKey from the app's 接收消息 → 设置API接收 page")
+    if aes:
+        if not _AES_KEY.match(aes):
+            problems.append(
+                f"WECOM_ENCODING_AES_KEY must be exactly 43 letters or digits, got {len(aes)} characters"
+            )
+        else:
+            try:
+                aes_key_from_encoding_key(aes)
+            except ValueError as exc:
+                problems.append(f"WECOM_ENCODING_AES_KEY: {exc}")
+    public = need("PUBLIC_BASE_URL", "the https address WeCom reaches this service at, e.g. https://scrm.example.com")
+    if public:
+        parts = urlsplit(public)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"PUBLIC_BASE_URL must be an http(s) URL, got {public!r}")
+    database_url = normalise_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+    if not database_url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:")):
+        problems.append(
+            f"DATABASE_URL must be sqlite:///path or postgresql://user@host/db, got {database_url!r}"
+        )
+    api_base = env.get("WECOM_API_BASE", "").strip() or REAL_API_BASE
+    if urlsplit(api_base).scheme not in ("http", "https"):
+        problems.append(f"WECOM_API_BASE must be an http(s) URL, got {api_base!r}")
+    if not api_base.endswith("/"):
+        api_base += "/"
+
+    def integer(key: str, default: int, low: int, high: int) -> int:
+        raw = env.get(key, "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            problems.append(f"{key} must be a whole number from {low} to {high}, got {raw!r}")
+            return default
+        return int(raw)
+
+    port = integer("SCRM_PORT", 8080, 1, 65535)
+    skew = integer("WECOM_CALLBACK_MAX_SKEW", 300, 5, 86400)
+    threads = integer("WECOM_THREADS", 8, 1, 64)
+    attempts = integer("SCRM_INBOX_MAX_ATTEMPTS", 5, 1, 50)
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        corp_id=corp_id,
+        agent_id=agent_id,
+        agent_secret=secret,
+        token=token,
+        encoding_aes_key=aes,
+        public_base_url=public.rstrip("/"),
+        database_url=database_url,
+        api_base=api_base,
+        host=env.get("SCRM_HOST", "").strip() or "127.0.0.1",
+        port=port,
+        callback_max_skew=skew,
+        welcome_text=env.get("SCRM_WELCOME_TEXT", "").strip() or Settings.welcome_text,
+        admin_token=env.get("SCRM_ADMIN_TOKEN", "").strip(),
+        wecom_threads=threads,
+        inbox_max_attempts=attempts,
+    )

@@ -1,0 +1,1 @@
+"""Everything that talks to WeCom: crypto, the API gateway, and the simulator."""
