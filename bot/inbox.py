@@ -7,11 +7,10 @@ import random
 from collections.abc import Sequence
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.callback import Delivery
-from models import CallbackEvent, InboxStatus
+from models import CallbackEvent, InboxStatus, insert_ignore
 
 
 async def store_delivery(maker: async_sessionmaker[AsyncSession], delivery: Delivery, now: dt.datetime) -> bool:
@@ -32,11 +31,7 @@ async def store_delivery(maker: async_sessionmaker[AsyncSession], delivery: Deli
         duplicates=0,
     )
     async with maker.begin() as session:
-        dialect = session.bind.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(CallbackEvent).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
-        result = await session.execute(stmt)
-        if result.rowcount:
+        if await insert_ignore(session, CallbackEvent, values, ["dedup_key"]):
             return True
         await session.execute(
             update(CallbackEvent)

@@ -23,9 +23,11 @@ from models import (
     GroupStatus,
     IdentityKind,
     Staff,
+    StaffRole,
     Tag,
     TagGroup,
     TagSource,
+    insert_ignore,
 )
 from wecom.types import CorpTagGroup, ExternalContact, FollowUser, GroupChat, Member
 
@@ -62,12 +64,15 @@ async def ensure_staff(ctx: BotContext, userid: str) -> Staff:
         return staff
     member: Member = await ctx.gateway.get_user(userid)  # outside any transaction
     async with ctx.maker.begin() as session:
-        staff = await find_staff(session, userid)
-        if staff is None:
-            staff = Staff(userid=userid, name=member.name, position=member.position, wecom_status=member.status)
-            session.add(staff)
+        # Several events about one new member may be processed side by side: insert once.
+        inserted = await insert_ignore(
+            session, Staff, {"userid": userid, "name": member.name, "position": member.position,
+                             "wecom_status": member.status, "role": StaffRole.GUIDE}, ["userid"],
+        )
+        if inserted:
             session.add(ctx.audit("staff_discovered", "staff", userid, name=member.name))
-            await session.flush()
+        staff = await find_staff(session, userid)
+        assert staff is not None
         return staff
 
 

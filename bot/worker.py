@@ -20,9 +20,10 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def _partition(row: CallbackEvent) -> str:
-    # Events about the same customer or group run in order; others run side by side.
+    # Events about the same customer, group or member run in order; others run side by side.
     event = parse_event(row.plaintext)
-    return getattr(event, "external_user_id", "") or getattr(event, "chat_id", "") or f"#{row.id}"
+    member = event.from_user if event.from_user != "sys" else ""
+    return getattr(event, "external_user_id", "") or getattr(event, "chat_id", "") or member or f"#{row.id}"
 
 
 class InboxWorker:

@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per aggregate; importing this registers them all."""
 
 from models.audit import AuditEntry
-from models.base import Base, utcnow
+from models.base import Base, insert_ignore, utcnow
 from models.contact_way import ContactWay
 from models.customer import Customer, CustomerIdentity, IdentityKind
 from models.follow import FollowRelation, FollowStatus
@@ -13,5 +13,5 @@ from models.tag import CustomerTag, Tag, TagGroup, TagSource
 __all__ = [
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",
-    "InboxStatus", "Region", "Staff", "StaffRole", "Store", "Tag", "TagGroup", "TagSource", "utcnow",
+    "InboxStatus", "Region", "Staff", "StaffRole", "Store", "Tag", "TagGroup", "TagSource", "insert_ignore", "utcnow",
 ]

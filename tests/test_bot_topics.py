@@ -90,21 +90,14 @@ async def test_retried_add_is_acted_on_once(app: Any, sender: Any, sim_state: An
 
 async def test_edit_refreshes_remark_and_mirrors_new_tags(app: Any, sender: Any, sim_state: Any, maker: Any, org: Any) -> None:
     ext = await _add(sender, app, sim_state, name="老顾客")
-    group_id = sim_state.add_tag_group("客户等级", ["金卡会员", "银卡会员"])
-    gold = next(t for t in sim_state_tags(sim_state, group_id) if t[1] == "金卡会员")[0]
+    sim_state.add_tag_group("客户等级", ["金卡会员", "银卡会员"])
+    gold = sim_state.tag_id("客户等级", "金卡会员")
     await sender.send(sim_state.ev_member_edits_customer("zhangsan", ext, remark="王姐-金卡", add_tag_ids=[gold]))
     await drain(app)
     assert (await _one(maker, select(FollowRelation))).remark == "王姐-金卡"
     tag = await _one(maker, select(Tag).join(CustomerTag))
     assert tag.name == "金卡会员" and tag.wecom_tag_id == gold
     assert {g.name for g in await _all(maker, select(TagGroup))} >= {"客户等级"}
-
-
-def sim_state_tags(sim_state: Any, group_id: str) -> list[tuple[str, str]]:
-    """(tag id, name) of one simulator tag group, read through its own API shape."""
-    groups = sim_state.corp_tag_list()
-    group = next(g for g in groups if g["group_id"] == group_id)
-    return [(t["id"], t["name"]) for t in group["tag"]]
 
 
 async def test_staff_deletes_customer_and_transfer_deletion(app: Any, sender: Any, sim_state: Any, maker: Any, org: Any) -> None:
