@@ -171,8 +171,9 @@ async def stored_count(database_url: str) -> int:
 async def main(args: argparse.Namespace) -> None:
     requests = build_requests(args.events + 200)
     bare = await run_one("bare", args, requests)
+    before = await stored_count(args.db) if not args.db.startswith("sqlite") else 0
     service = await run_one("service", args, requests)
-    stored = await stored_count(args.db)
+    stored = await stored_count(args.db) - before
     print(f"callbacks: {args.events} events, {args.concurrency} concurrent senders, database {args.db.split(':')[0]}")
     for name, r in (("bare decrypt-only handler", bare), ("service (verify+store+ack)", service)):
         print(f"  {name:<28} {r['events_per_s']:8.0f} events/s   p50 {r['p50_ms']:6.1f} ms   "

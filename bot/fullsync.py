@@ -51,7 +51,7 @@ async def full_sync(ctx: BotContext, progress: Progress | None = None) -> SyncRe
         while True:
             page, cursor = await ctx.gateway.batch_get_by_user(chunk, cursor=cursor, limit=100)
             pairs.extend(page)
-            tell("relations", len(pairs), len(pairs))
+            tell("fetching", len(pairs), len(pairs))
             if not cursor:
                 break
     tags_by_customer: dict[str, set[str]] = {}

@@ -6,7 +6,6 @@ import logging
 
 from aiohttp import web
 
-from bot import inbox
 from bot.callback import CallbackRejected, open_delivery, verify_url
 from scrm import keys
 
@@ -44,12 +43,9 @@ async def deliver(request: web.Request) -> web.Response:
                                  app[keys.SETTINGS].callback_max_skew)
     except CallbackRejected as exc:
         return _reject(exc, request)
-    is_new = await inbox.store_delivery(app[keys.SESSIONMAKER], delivery, clock())
-    if is_new:
-        worker = app.get(keys.WORKER)
-        if worker is not None:
-            worker.wake()
-    else:
+    # Stored (in a transaction shared with concurrent deliveries) before we acknowledge.
+    is_new = await app[keys.INBOX].store(delivery)
+    if not is_new:
         _LOGGER.info("duplicate delivery %s acknowledged again", delivery.dedup_key[:24])
     return web.Response(text="")
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from bot import handlers as bot_handlers
 from bot.context import BotContext
+from bot.inbox import InboxWriter
 from bot.topics import build_router
 from bot.worker import InboxWorker
 from models import utcnow
@@ -75,9 +76,13 @@ def _worker_ctx(start: bool) -> Callable[[web.Application], AsyncIterator[None]]
             max_attempts=settings.inbox_max_attempts,
         )
         app[keys.WORKER] = worker
+        writer = InboxWriter(app[keys.SESSIONMAKER], app[keys.CLOCK], on_stored=worker.wake)
+        app[keys.INBOX] = writer
+        writer.start()
         if start:
             worker.start()
         yield
+        await writer.stop()
         await worker.stop()
 
     return ctx

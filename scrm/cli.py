@@ -115,7 +115,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         f"WECOM_TOKEN={corp['token']} WECOM_ENCODING_AES_KEY={corp['encoding_aes_key']}",
         flush=True,
     )
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
 
 

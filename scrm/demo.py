@@ -62,21 +62,24 @@ async def seed_org(app: web.Application) -> bool:
     async with maker.begin() as session:
         if await session.scalar(select(func.count()).select_from(Store)):
             return False
-        regions = {}
-        for code, name in demo_data.REGIONS:
-            regions[code] = Region(code=code, name=name)
-            session.add(regions[code])
+        regions = {r.code: Region(code=r.code, name=r.name) for r in demo_data.REGIONS}
+        session.add_all(regions.values())
         await session.flush()
-        stores = {}
-        for code, name, region in demo_data.STORES:
-            stores[code] = Store(code=code, name=name, region_id=regions[region].id)
-            session.add(stores[code])
+        stores = {
+            st.code: Store(code=st.code, name=st.name, region_id=regions[st.region_code].id) for st in demo_data.STORES
+        }
+        session.add_all(stores.values())
         await session.flush()
         for m in demo_data.MEMBERS:
-            store = stores.get(m.store) if m.store else None
-            region_id = store.region_id if store else (regions[m.region].id if getattr(m, "region", None) else None)
-            session.add(Staff(userid=m.userid, name=m.name, role=StaffRole(m.role),
-                              store_id=store.id if store else None, region_id=region_id))
+            store = stores[m.store_code]
+            # Managers above store level belong to a region (or to HQ), not to a store.
+            in_store = m.role in ("guide", "store_manager")
+            session.add(Staff(
+                userid=m.userid, name=m.name, role=StaffRole(m.role),
+                store_id=store.id if in_store else None,
+                region_id=store.region_id if m.role != "hq" else None,
+                position=demo_data.ROLE_POSITIONS[m.role],
+            ))
     return True
 
 

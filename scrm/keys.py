@@ -9,6 +9,7 @@ from typing import Final
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.inbox import InboxWriter
 from bot.router import Router
 from bot.worker import InboxWorker
 from scrm.settings import Settings
@@ -22,4 +23,5 @@ GATEWAY: Final = web.AppKey("gateway", WeComGateway)
 CRYPTO: Final = web.AppKey("crypto", CallbackCrypto)
 ROUTER: Final = web.AppKey("router", Router)
 WORKER: Final = web.AppKey("worker", InboxWorker)
+INBOX: Final = web.AppKey("inbox_writer", InboxWriter)
 CLOCK: Final = web.AppKey("clock", Callable[[], dt.datetime])

@@ -23,6 +23,7 @@ from scrm.app import create_app
 from scrm.db import create_engine, create_sessionmaker, upgrade_database
 from scrm.settings import Settings, normalise_database_url
 from wecom.crypto import CallbackCrypto
+from wecom.gateway import clear_token_cache
 from wecom.simulator.api import create_simulator_app
 from wecom.simulator.callbacks import CallbackSender
 from wecom.simulator.state import SimulatorState
@@ -55,6 +56,14 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache() -> Iterator[None]:
+    """The gateway shares tokens process-wide; each test starts without one."""
+    clear_token_cache()
+    yield
+    clear_token_cache()
 
 
 @pytest.fixture

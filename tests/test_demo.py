@@ -1,0 +1,72 @@
+"""The demo as a newcomer runs it: one server with the simulator mounted, seeded through the real sync."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import func, select
+
+from models import Customer, CustomerGroup, FollowRelation, FollowStatus, Staff, StaffRole, Tag
+from scrm import keys
+from scrm.db import upgrade_database
+from scrm.demo import build_demo_app, seed_demo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> Any:
+    port = _free_port()
+    app, settings = build_demo_app(port, "127.0.0.1", tmp_path)
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield app, settings
+    await runner.cleanup()
+
+
+async def _count(app: web.Application, stmt: Any) -> int:
+    async with app[keys.SESSIONMAKER]() as session:
+        return int(await session.scalar(stmt) or 0)
+
+
+async def test_demo_seeds_a_brand_and_reacts_to_scenarios(demo: Any) -> None:
+    app, settings = demo
+    message = await seed_demo(app, settings)
+    assert "demo data ready" in message
+    assert await _count(app, select(func.count()).select_from(Staff)) == 12
+    assert await _count(app, select(func.count()).select_from(Staff).where(Staff.role == StaffRole.STORE_MANAGER)) == 4
+    customers = await _count(app, select(func.count()).select_from(Customer))
+    assert customers >= 150
+    assert await _count(app, select(func.count()).select_from(CustomerGroup)) >= 1
+    assert await _count(app, select(func.count()).select_from(Tag)) >= 8
+    base = settings.public_base_url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(f"{base}/_wecom/_sim/scenarios/add_customer", json={"userid": "liuyang", "name": "演示新客"}) as r:
+            result = await r.json()
+        assert result["deliveries"][0]["acknowledged"]
+        async with http.post(f"{base}/_wecom/_sim/scenarios/customer_deletes_guide", json={"userid": "sunting"}) as r:
+            assert (await r.json())["deliveries"][0]["acknowledged"]
+        # The running worker acts on them within moments.
+        for _ in range(100):
+            lost = await _count(app, select(func.count()).select_from(FollowRelation).where(FollowRelation.status == FollowStatus.LOST))
+            new = await _count(app, select(func.count()).select_from(Customer).where(Customer.name == "演示新客"))
+            if lost and new:
+                break
+            await asyncio.sleep(0.1)
+        assert lost == 1 and new == 1
+        async with http.get(f"{base}/admin/login?token={settings.admin_token}") as r:
+            page = await r.text()
+        assert "演示新客" not in page  # the page lists events, not customer data
+        assert "add_external_contact" in page and settings.callback_url in page
