@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bot.contact_ways import create_contact_way
 from bot.context import BotContext
 from bot.fullsync import full_sync
 from models import Region, Staff, StaffRole, Store, utcnow
@@ -100,6 +101,13 @@ async def seed_demo(app: web.Application, settings: Settings) -> str:
     ctx = BotContext(app[keys.SESSIONMAKER], app[keys.GATEWAY], settings, utcnow)
     bar = ProgressBar()
     report = await full_sync(ctx, progress=bar)
+    guides = [m for m in demo_data.MEMBERS if m.role == "guide"]
+    for i, m in enumerate(guides, 1):
+        # One store QR code per guide, so the add_customer scenario shows channel attribution.
+        await create_contact_way(ctx, m.userid, f"store_qr_{m.userid}"[:30], campaign="门店导购二维码",
+                                 remark="门店导购码",
+                                 welcome_text="{customer_name}您好，我是{guide_name}，欢迎扫码添加！新客专享礼已为您备好。")
+        bar("qr codes", i, len(guides))
     bar.close()
     return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} customers, "
-            f"{report.groups} groups, {report.tags} tags")
+            f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes")

@@ -208,3 +208,17 @@ async def test_unknown_event_is_stored_and_ignored(app: Any, sender: Any, maker:
     await drain(app)
     row = await _one(maker, select(CallbackEvent))
     assert row.status is InboxStatus.IGNORED and row.event == "some_future_event"
+
+
+async def test_welcome_code_expired_while_queued_is_recorded_not_retried(
+    app: Any, sender: Any, sim_state: Any, maker: Any, org: Any, clock: Any
+) -> None:
+    _, xml = sim_state.ev_customer_adds_member("zhangsan", name="迟到的欢迎")
+    await sender.send(xml)
+    clock.advance(25)  # the worker was busy: WeCom's 20-second window has passed
+    await drain(app)
+    audit = await _one(maker, select(AuditEntry).where(AuditEntry.action == "welcome_message"))
+    assert audit.detail["outcome"] == "errcode 41050"
+    assert not sim_state.welcome_messages
+    assert (await _one(maker, select(CallbackEvent))).status is InboxStatus.DONE
+    assert (await _one(maker, select(Customer))).name == "迟到的欢迎"

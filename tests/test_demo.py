@@ -66,6 +66,10 @@ async def test_demo_seeds_a_brand_and_reacts_to_scenarios(demo: Any) -> None:
                 break
             await asyncio.sleep(0.1)
         assert lost == 1 and new == 1
+        async with app[keys.SESSIONMAKER]() as session:
+            relation = (await session.scalars(
+                select(FollowRelation).join(Customer).where(Customer.name == "演示新客"))).one()
+        assert relation.state == "store_qr_liuyang" and relation.contact_way_id is not None
         async with http.get(f"{base}/admin/login?token={settings.admin_token}") as r:
             page = await r.text()
         assert "演示新客" not in page  # the page lists events, not customer data

@@ -39,7 +39,10 @@ async def add_customer(state: SimulatorState, sender: CallbackSender, params: di
     """A customer scans a guide's contact-way QR code (with its state) and adds them."""
     userid = _pick_guide(state, params)
     name = str(params.get("name") or random.choice(_NAMES))
-    _, xml = state.ev_customer_adds_member(userid, name=name, state=str(params.get("state", "")))
+    # By default the customer comes through one of the guide's own QR codes, as most do in a store.
+    ways = [w.state for w in state.contact_ways.values() if userid in w.user and w.state]
+    channel = str(params["state"]) if "state" in params else (ways[0] if ways else "")
+    _, xml = state.ev_customer_adds_member(userid, name=name, state=channel)
     return [await sender.send(xml)]
 
 
