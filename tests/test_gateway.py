@@ -350,6 +350,7 @@ async def test_neither_token_nor_secret_is_logged(
     gateway: WeComGateway, sim_state: SimulatorState, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # another test may have quietened it
     sim_state.inject_error("user/get", 45009)
     sim_state.inject_error("externalcontact/get_follow_user_list", 40014)
     await gateway.get_user("zhangsan")
