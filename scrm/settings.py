@@ -156,6 +156,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
             return default
         return int(raw)
 
+    callback_path = env.get("WECOM_CALLBACK_PATH", "").strip() or CALLBACK_PATH
+    if not re.fullmatch(r"/[A-Za-z0-9/_\-.]*", callback_path):
+        problems.append(f"WECOM_CALLBACK_PATH must be a path starting with '/', got {callback_path!r}")
     port = integer("SCRM_PORT", 8080, 1, 65535)
     skew = integer("WECOM_CALLBACK_MAX_SKEW", 300, 5, 86400)
     threads = integer("WECOM_THREADS", 8, 1, 64)
@@ -173,6 +176,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         api_base=api_base,
         host=env.get("SCRM_HOST", "").strip() or "127.0.0.1",
         port=port,
+        callback_path=callback_path,
         callback_max_skew=skew,
         welcome_text=env.get("SCRM_WELCOME_TEXT", "").strip() or Settings.welcome_text,
         admin_token=env.get("SCRM_ADMIN_TOKEN", "").strip(),

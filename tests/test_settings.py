@@ -64,3 +64,10 @@ def test_malformed_dotenv_line_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as err:
         load_settings({}, dotenv=env_file)
     assert ".env:1" in str(err.value)
+
+
+def test_callback_path_is_configurable() -> None:
+    s = load_settings({**GOOD, "WECOM_CALLBACK_PATH": "/hooks/wecom"}, dotenv=None)
+    assert s.callback_url == "https://scrm.example.com/hooks/wecom"
+    with pytest.raises(SettingsError, match="WECOM_CALLBACK_PATH"):
+        load_settings({**GOOD, "WECOM_CALLBACK_PATH": "hooks"}, dotenv=None)
