@@ -18,7 +18,7 @@ from bot.worker import InboxWorker
 from models import utcnow
 from scrm import keys
 from scrm.admin import create_admin_app
-from scrm.db import create_engine, create_sessionmaker
+from scrm.db import check_schema, create_engine, create_sessionmaker
 from scrm.settings import Settings
 from wecom.crypto import CallbackCrypto
 from wecom.gateway import WeComGateway
@@ -40,6 +40,7 @@ async def healthz(request: web.Request) -> web.Response:
 def _database_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
+        await check_schema(engine)
         app[keys.ENGINE] = engine
         app[keys.SESSIONMAKER] = create_sessionmaker(engine)
         yield

@@ -39,9 +39,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service with the configured corp."""
     from scrm.app import create_app
 
+    from scrm.db import SchemaOutOfDate
+
     settings = _settings_or_exit()
     _LOGGER.info("callback URL for the WeCom console: %s", settings.callback_url)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except SchemaOutOfDate as exc:
+        print(f"scrm: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

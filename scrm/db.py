@@ -53,6 +53,35 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the migration head this code expects."""
+
+
+def head_revision() -> str:
+    """The newest Alembic revision shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Refuse to serve on a database that was never migrated or is behind the code."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    head = head_revision()
+    try:
+        async with engine.connect() as conn:
+            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:
+        current = None
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing (empty database)'}, this code needs {head}: "
+            "run `scrm db upgrade` (with the same DATABASE_URL) first"
+        )
+
+
 def upgrade_database(database_url: str, revision: str = "head") -> None:
     """Apply migrations (blocking; call from a thread inside an event loop)."""
     from alembic import command

@@ -160,3 +160,13 @@ async def test_verification_with_wrong_token_fails_with_reason(client: Any, sett
 async def test_healthz(client: Any) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200 and (await resp.json())["status"] == "ok"
+
+
+async def test_callback_served_at_the_configured_path(aiohttp_client: Any, settings: Settings, clock: Any, maker: Any, sim_state: Any) -> None:
+    client = await aiohttp_client(create_app(settings.with_(callback_path="/hooks/wecom"), clock=clock, run_worker=False))
+    sender = CallbackSender(CallbackCrypto(settings.token, settings.encoding_aes_key, settings.corp_id),
+                            settings.agent_id, str(client.make_url("/hooks/wecom")), clock=clock.timestamp)
+    assert (await sender.send(sim_state.ev_enter_agent("zhangsan"))).acknowledged
+    await sender.close()
+    assert (await client.post("/wecom/callback")).status == 404
+    assert await _count(maker) == 1

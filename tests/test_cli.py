@@ -85,3 +85,10 @@ async def test_simulate_runs_a_scenario_against_the_service(
     out = capsys.readouterr().out
     assert "✔ add_external_contact" in out and "HTTP 200" in out
     assert "customer_deletes_guide" in out
+
+
+def test_serve_refuses_an_unmigrated_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    _env(monkeypatch, tmp_path, PUBLIC_BASE_URL="http://127.0.0.1:1", DATABASE_URL=f"sqlite:///{tmp_path}/empty.db",
+         SCRM_PORT="1")
+    assert cli.main(["serve"]) == 2
+    assert "scrm db upgrade" in capsys.readouterr().err
