@@ -222,3 +222,18 @@ async def test_welcome_code_expired_while_queued_is_recorded_not_retried(
     assert not sim_state.welcome_messages
     assert (await _one(maker, select(CallbackEvent))).status is InboxStatus.DONE
     assert (await _one(maker, select(Customer))).name == "迟到的欢迎"
+
+
+async def test_group_events_for_a_group_dismissed_meanwhile_do_not_fail(
+    app: Any, sender: Any, sim_state: Any, maker: Any, org: Any
+) -> None:
+    # Create, update and dismiss arrive before the worker runs: groupchat/get already says 40050.
+    chat_id, created = sim_state.ev_group_created("zhangsan", [], "短命群")
+    joined = sim_state.ev_group_members_join(chat_id, [sim_state.add_customer("路人")])
+    dismissed = sim_state.ev_group_dismissed(chat_id)
+    for xml in (created, joined, dismissed):
+        await sender.send(xml)
+    await drain(app)
+    assert {r.status for r in await _all(maker, select(CallbackEvent))} == {InboxStatus.DONE}
+    group = await _one(maker, select(CustomerGroup))
+    assert group.chat_id == chat_id and group.status is GroupStatus.DISMISSED

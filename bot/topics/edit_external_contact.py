@@ -7,12 +7,25 @@ from bot.context import BotContext
 from bot.events import ExternalContactEvent
 from bot.router import Router
 from models import FollowStatus
+from wecom.errors import WeComError
+
+# externalcontact/get for a customer no longer related to any visible member.
+_GONE = frozenset({84061, 40096})
 
 
 async def on_edit(ctx: BotContext, event: ExternalContactEvent) -> None:
     """Re-read the customer (the event says only that something changed) and refresh it."""
     staff = await sync.ensure_staff(ctx, event.user_id)
-    contact = await ctx.gateway.get_external_contact(event.external_user_id)
+    try:
+        contact = await ctx.gateway.get_external_contact(event.external_user_id)
+    except WeComError as exc:
+        if exc.errcode not in _GONE:
+            raise
+        # Deleted since the edit: the delete event carries the news; nothing left to refresh.
+        async with ctx.maker.begin() as session:
+            session.add(ctx.audit("customer_edit_skipped", "external_userid", event.external_user_id,
+                                  errcode=exc.errcode))
+        return
     async with ctx.maker() as session:
         unknown = await sync.unknown_tag_ids(session, sync.corp_tag_ids(contact))
     if unknown:
