@@ -7,10 +7,16 @@ from models.customer import Customer, CustomerIdentity, IdentityKind
 from models.follow import FollowRelation, FollowStatus
 from models.group import CustomerGroup, GroupMember, GroupStatus
 from models.inbox import CallbackEvent, InboxStatus
+from models.merge import CustomerMerge
+from models.order import Order, OrderItem, OrderStatus
 from models.org import Region, Staff, StaffRole, Store
+from models.profile import CustomerStats, LifecycleStage, Membership
+from models.segment import Segment, TagRule
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
+    "CustomerMerge", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
+    "Segment", "TagRule",
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",
     "InboxStatus", "Region", "Staff", "StaffRole", "Store", "Tag", "TagGroup", "TagSource", "insert_ignore", "utcnow",

@@ -47,6 +47,16 @@ class Settings:
     wecom_threads: int = 8
     inbox_max_attempts: int = 5
     demo: bool = False
+    # Lifecycle stages (customers/): bought within NEW days of the first purchase -> new; last purchase
+    # within ACTIVE days -> active; within SILENT days -> silent; older -> lost.
+    stage_new_days: int = 30
+    stage_active_days: int = 90
+    stage_silent_days: int = 180
+    # When the nightly recompute of scores, stages and rule tags runs (HH:MM, brand time zone).
+    recompute_at: str = "03:30"
+    timezone: str = "Asia/Shanghai"
+    # Per-channel webhook secrets (SCRM_CHANNEL_SECRET_TMALL=... -> {"tmall": ...}).
+    channel_secrets: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -163,6 +173,32 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     skew = integer("WECOM_CALLBACK_MAX_SKEW", 300, 5, 86400)
     threads = integer("WECOM_THREADS", 8, 1, 64)
     attempts = integer("SCRM_INBOX_MAX_ATTEMPTS", 5, 1, 50)
+    new_days = integer("SCRM_STAGE_NEW_DAYS", 30, 1, 3650)
+    active_days = integer("SCRM_STAGE_ACTIVE_DAYS", 90, 1, 3650)
+    silent_days = integer("SCRM_STAGE_SILENT_DAYS", 180, 1, 3650)
+    if not new_days <= active_days < silent_days:
+        problems.append(
+            "lifecycle thresholds must satisfy SCRM_STAGE_NEW_DAYS <= SCRM_STAGE_ACTIVE_DAYS < SCRM_STAGE_SILENT_DAYS, "
+            f"got {new_days}, {active_days}, {silent_days}"
+        )
+    recompute_at = env.get("SCRM_RECOMPUTE_AT", "").strip() or "03:30"
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", recompute_at):
+        problems.append(f"SCRM_RECOMPUTE_AT must be HH:MM (24-hour), got {recompute_at!r}")
+    timezone = env.get("SCRM_TIMEZONE", "").strip() or "Asia/Shanghai"
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(f"SCRM_TIMEZONE {timezone!r} is not a known time zone (e.g. Asia/Shanghai)")
+    channel_secrets = {
+        key[len("SCRM_CHANNEL_SECRET_"):].lower(): value.strip()
+        for key, value in env.items()
+        if key.startswith("SCRM_CHANNEL_SECRET_") and value.strip()
+    }
+    for channel, secret in channel_secrets.items():
+        if len(secret) < 16:
+            problems.append(f"SCRM_CHANNEL_SECRET_{channel.upper()} must be at least 16 characters")
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -182,4 +218,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         admin_token=env.get("SCRM_ADMIN_TOKEN", "").strip(),
         wecom_threads=threads,
         inbox_max_attempts=attempts,
+        stage_new_days=new_days,
+        stage_active_days=active_days,
+        stage_silent_days=silent_days,
+        recompute_at=recompute_at,
+        timezone=timezone,
+        channel_secrets=channel_secrets,
     )

@@ -71,3 +71,15 @@ def test_callback_path_is_configurable() -> None:
     assert s.callback_url == "https://scrm.example.com/hooks/wecom"
     with pytest.raises(SettingsError, match="WECOM_CALLBACK_PATH"):
         load_settings({**GOOD, "WECOM_CALLBACK_PATH": "hooks"}, dotenv=None)
+
+
+def test_customer_settings() -> None:
+    s = load_settings({**GOOD, "SCRM_CHANNEL_SECRET_TMALL": "0123456789abcdef0123", "SCRM_STAGE_ACTIVE_DAYS": "60"},
+                      dotenv=None)
+    assert s.channel_secrets == {"tmall": "0123456789abcdef0123"} and s.stage_active_days == 60
+    with pytest.raises(SettingsError) as err:
+        load_settings({**GOOD, "SCRM_STAGE_SILENT_DAYS": "50", "SCRM_RECOMPUTE_AT": "25:00",
+                       "SCRM_CHANNEL_SECRET_JD": "short", "SCRM_TIMEZONE": "Mars/Olympus"}, dotenv=None)
+    text = str(err.value)
+    assert "SCRM_STAGE_SILENT_DAYS" in text and "SCRM_RECOMPUTE_AT" in text
+    assert "SCRM_CHANNEL_SECRET_JD" in text and "Mars/Olympus" in text
