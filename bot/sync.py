@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
+from customers.identity import normalise_phone, resolve_customer
 from models import (
     ContactWay,
     Customer,
@@ -37,18 +38,6 @@ _LOGGER = logging.getLogger(__name__)
 def from_unix(seconds: int) -> dt.datetime | None:
     """A WeCom unix timestamp as aware UTC (None for 0)."""
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc) if seconds else None
-
-
-def normalise_phone(raw: str) -> str | None:
-    """Mainland mobile numbers as E.164 (+8613800000001); None if it is not one."""
-    digits = re.sub(r"[^\d+]", "", raw)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    return f"+86{digits}" if re.fullmatch(r"1[3-9]\d{9}", digits) else None
 
 
 async def find_staff(session: AsyncSession, userid: str) -> Staff | None:
@@ -86,44 +75,32 @@ async def find_customer_by_identity(session: AsyncSession, kind: IdentityKind, v
     return customer
 
 
-async def _claim_identity(
-    ctx: BotContext, session: AsyncSession, customer: Customer, kind: IdentityKind, value: str
-) -> None:
-    owner = await find_customer_by_identity(session, kind, value)
-    if owner is None:
-        session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
-    elif owner.id != customer.id:
-        # Two records for one person: merging is the identity service's job; record it so it is seen.
-        session.add(ctx.audit("identity_conflict", "customer", str(customer.id), kind=kind.value, value=value,
-                              other_customer_id=owner.id))
-
-
 async def upsert_customer(ctx: BotContext, session: AsyncSession, contact: ExternalContact) -> Customer:
-    """Create or refresh the customer behind an external_userid, attaching unionid and phones."""
-    now = ctx.clock()
-    customer = await find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, contact.external_userid)
-    if customer is None and contact.unionid:
-        # Known from another channel (mini-program, official account) by unionid: same person.
-        customer = await find_customer_by_identity(session, IdentityKind.UNIONID, contact.unionid)
-    if customer is None:
-        customer = Customer(name=contact.name, updated_at=now)
-        session.add(customer)
-        await session.flush()
+    """The customer behind an external_userid, found by it, its unionid or remark phones (merging if proven one)."""
+    identities: list[tuple[IdentityKind, str]] = [(IdentityKind.EXTERNAL_USERID, contact.external_userid)]
+    if contact.unionid:
+        identities.append((IdentityKind.UNIONID, contact.unionid))
+    # Phones a guide typed as remarks are weaker evidence: they attach to the customer but never merge.
+    resolution = await resolve_customer(session, identities, name=contact.name, now=ctx.clock(), actor="bot")
+    customer = resolution.customer
+    if resolution.created:
         session.add(ctx.audit("customer_created", "customer", str(customer.id), external_userid=contact.external_userid))
+    for merge in resolution.merges:
+        session.add(ctx.audit("customers_merged", "customer", str(customer.id), merged_id=merge.merged_id,
+                              reason=f"{merge.reason_kind}={merge.reason_value}"))
+    for conflict in resolution.conflicts:
+        session.add(ctx.audit("identity_conflict", "customer", str(customer.id), detail=conflict))
     customer.name = contact.name or customer.name
     customer.avatar = contact.avatar or customer.avatar
     customer.gender = contact.gender
     customer.wecom_type = contact.type
     customer.corp_name = contact.corp_name or customer.corp_name
-    customer.updated_at = now
-    await _claim_identity(ctx, session, customer, IdentityKind.EXTERNAL_USERID, contact.external_userid)
-    if contact.unionid:
-        await _claim_identity(ctx, session, customer, IdentityKind.UNIONID, contact.unionid)
+    customer.updated_at = ctx.clock()
     for follow in contact.follow_users:
         for mobile in follow.remark_mobiles:
             phone = normalise_phone(str(mobile))
-            if phone:
-                await _claim_identity(ctx, session, customer, IdentityKind.PHONE, phone)
+            if phone and await find_customer_by_identity(session, IdentityKind.PHONE, phone) is None:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=IdentityKind.PHONE, value=phone))
     await session.flush()
     return customer
 
