@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import status_page
+from customers import profile_handlers
 from scrm import keys
 
 COOKIE = "scrm_admin"
@@ -52,4 +53,5 @@ def create_admin_app() -> web.Application:
     admin = web.Application(middlewares=[require_admin])
     admin.router.add_get("/login", login)
     admin.add_routes(status_page.routes)
+    admin.add_routes(profile_handlers.routes)
     return admin

@@ -94,3 +94,14 @@ async def test_merged_record_shows_survivor(maker: Any, customer_id: int) -> Non
         with pytest.raises(CustomerNotFound):
             await load_profile(session, 999999)
     assert p.customer_id == customer_id and p.merged_from == [other]
+
+
+async def test_admin_search_and_profile_endpoints(client: Any, customer_id: int) -> None:
+    auth = {"Authorization": "Bearer admin-secret"}
+    found = await (await client.get("/admin/api/customers", params={"q": "138 1234 1234"}, headers=auth)).json()
+    assert found["customers"] == [{"id": customer_id, "name": "王芳"}]
+    assert (await client.get("/admin/api/customers", headers=auth)).status == 400
+    profile = await (await client.get(f"/admin/api/customers/{customer_id}", headers=auth)).json()
+    assert profile["totals"]["spend"] == "699.00" and profile["name"] == "王芳"
+    assert (await client.get("/admin/api/customers/424242", headers=auth)).status == 404
+    assert (await client.get(f"/admin/api/customers/{customer_id}")).status == 401
