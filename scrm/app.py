@@ -15,6 +15,7 @@ from bot.context import BotContext
 from bot.inbox import InboxWriter
 from bot.topics import build_router
 from bot.worker import InboxWorker
+from customers import webhook as order_webhook
 from models import utcnow
 from scrm import keys
 from scrm.admin import create_admin_app
@@ -107,6 +108,7 @@ def create_app(
     app.cleanup_ctx.append(_worker_ctx(run_worker))
     app.router.add_get("/healthz", healthz)
     bot_handlers.add_routes(app, settings.callback_path)
+    app.add_routes(order_webhook.routes)
     app.add_subapp("/admin", create_admin_app())
     app.router.add_static("/static", STATIC)
     for prefix, sub in (extra_subapps or {}).items():

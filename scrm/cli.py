@@ -24,6 +24,7 @@ def _setup_logging(verbose: bool = False) -> None:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _settings_or_exit():  # type: ignore[no-untyped-def]
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list scenarios")
     p.set_defaults(func=cmd_simulate)
     sub.add_parser("check", help="validate settings, gettoken, callback URL verification").set_defaults(func=cmd_check)
+    from customers.cli import add_import_parser
+
+    add_import_parser(sub)
     return parser
 
 
