@@ -70,13 +70,14 @@ async def _run_demo(port: int, host: str, data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         (data_dir / f"scrm-demo.db{suffix}").unlink(missing_ok=True)
-    app, settings = build_demo_app(port, host, data_dir)
+    demo = build_demo_app(port, host, data_dir)
+    app, settings = demo.app, demo.settings
     await asyncio.to_thread(upgrade_database, settings.database_url)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    print(await seed_demo(app, settings), flush=True)
+    print(await seed_demo(demo), flush=True)
     base = settings.public_base_url
     print(
         "\n企微 SCRM 演示已启动 / demo is running (Ctrl+C to stop)\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -11,10 +12,12 @@ from sqlalchemy import func, select
 
 from bot.contact_ways import create_contact_way
 from bot.context import BotContext
+from customers.orders import ingest_orders
 from bot.fullsync import full_sync
 from models import Region, Staff, StaffRole, Store, utcnow
 from scrm import keys
 from scrm.app import create_app
+from scrm.demo_orders import demo_orders
 from scrm.progress import ProgressBar
 from scrm.settings import Settings
 from wecom.crypto import CallbackCrypto
@@ -84,18 +87,28 @@ async def seed_org(app: web.Application) -> bool:
     return True
 
 
-def build_demo_app(port: int, host: str, data_dir: Path) -> tuple[web.Application, Settings]:
-    """The demo application: service + simulator, seeded on startup."""
+@dataclass(frozen=True)
+class Demo:
+    """The demo's pieces: the app (service + mounted simulator), its settings, the simulated corp."""
+
+    app: web.Application
+    settings: Settings
+    state: SimulatorState
+
+
+def build_demo_app(port: int, host: str, data_dir: Path, *, customers: int = 1200) -> Demo:
+    """The demo application: service + simulator with a seeded corp (the database is seeded by seed_demo)."""
     settings = demo_settings(port, host, data_dir)
     state = SimulatorState(settings.corp_id, settings.agent_id, settings.agent_secret)
-    demo_data.seed_simulator(state)
+    demo_data.seed_simulator(state, customers=customers)
     sim = simulator_app(state, settings, settings.callback_url)
     app = create_app(settings, extra_subapps={SIM_PREFIX: sim})
-    return app, settings
+    return Demo(app, settings, state)
 
 
-async def seed_demo(app: web.Application, settings: Settings) -> str:
-    """Seed the org and pull the simulated corp in through the real sync path (server must listen)."""
+async def seed_demo(demo: Demo, *, marketplace_buyers: int = 2500) -> str:
+    """Seed the org, pull the simulated corp in through the real sync path, ingest orders (server must listen)."""
+    app, settings = demo.app, demo.settings
     if not await seed_org(app):
         return "演示数据已存在 / demo data already present"
     ctx = BotContext(app[keys.SESSIONMAKER], app[keys.GATEWAY], settings, utcnow)
@@ -108,6 +121,11 @@ async def seed_demo(app: web.Application, settings: Settings) -> str:
                                  remark="门店导购码",
                                  welcome_text="{customer_name}您好，我是{guide_name}，欢迎扫码添加！新客专享礼已为您备好。")
         bar("qr codes", i, len(guides))
+    orders = list(demo_orders(demo.state, utcnow(), marketplace_buyers=marketplace_buyers))
+    ingested = await ingest_orders(app[keys.SESSIONMAKER], orders, now=utcnow(),
+                                   progress=lambda done: bar("orders", done, len(orders)))
     bar.close()
-    return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} customers, "
-            f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes")
+    return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} WeCom customers, "
+            f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes, "
+            f"{ingested.created} orders from 5 channels ({ingested.customers_created} more buyers, "
+            f"{ingested.merges} merged)")

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from models import Customer, CustomerGroup, FollowRelation, FollowStatus, Staff, StaffRole, Tag
+from models import Customer, CustomerGroup, CustomerMerge, Order, FollowRelation, FollowStatus, Staff, StaffRole, Tag
 from scrm import keys
 from scrm.db import upgrade_database
 from scrm.demo import build_demo_app, seed_demo
@@ -27,12 +27,12 @@ def _free_port() -> int:
 @pytest.fixture
 async def demo(tmp_path: Path) -> Any:
     port = _free_port()
-    app, settings = build_demo_app(port, "127.0.0.1", tmp_path)
-    await asyncio.to_thread(upgrade_database, settings.database_url)
-    runner = web.AppRunner(app)
+    demo = build_demo_app(port, "127.0.0.1", tmp_path, customers=200)
+    await asyncio.to_thread(upgrade_database, demo.settings.database_url)
+    runner = web.AppRunner(demo.app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield app, settings
+    yield demo
     await runner.cleanup()
 
 
@@ -42,13 +42,16 @@ async def _count(app: web.Application, stmt: Any) -> int:
 
 
 async def test_demo_seeds_a_brand_and_reacts_to_scenarios(demo: Any) -> None:
-    app, settings = demo
-    message = await seed_demo(app, settings)
+    app, settings = demo.app, demo.settings
+    message = await seed_demo(demo, marketplace_buyers=300)
     assert "demo data ready" in message
+    channels = await _count(app, select(func.count(func.distinct(Order.channel))))
+    assert channels == 5
+    assert await _count(app, select(func.count()).select_from(CustomerMerge)) >= 1
     assert await _count(app, select(func.count()).select_from(Staff)) == 12
     assert await _count(app, select(func.count()).select_from(Staff).where(Staff.role == StaffRole.STORE_MANAGER)) == 4
     customers = await _count(app, select(func.count()).select_from(Customer))
-    assert customers >= 150
+    assert customers >= 400  # WeCom customers plus marketplace-only buyers
     assert await _count(app, select(func.count()).select_from(CustomerGroup)) >= 1
     assert await _count(app, select(func.count()).select_from(Tag)) >= 8
     base = settings.public_base_url
