@@ -67,6 +67,8 @@ async def _run_demo(port: int, host: str, data_dir: Path) -> None:
     from scrm.db import upgrade_database
     from scrm.demo import build_demo_app, seed_demo
 
+    # Seeding merges hundreds of demo buyers; each merge is logged, which would bury the URLs below.
+    logging.getLogger("customers.identity").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         (data_dir / f"scrm-demo.db{suffix}").unlink(missing_ok=True)
