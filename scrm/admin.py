@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot import status_page
+from customers import admin_handlers as customer_admin
 from customers import profile_handlers
 from scrm import keys
 
@@ -54,4 +55,5 @@ def create_admin_app() -> web.Application:
     admin.router.add_get("/login", login)
     admin.add_routes(status_page.routes)
     admin.add_routes(profile_handlers.routes)
+    admin.add_routes(customer_admin.routes)
     return admin

@@ -16,6 +16,7 @@ from bot.inbox import InboxWriter
 from bot.topics import build_router
 from bot.worker import InboxWorker
 from customers import webhook as order_webhook
+from customers.scheduler import recompute_scheduler_ctx
 from models import utcnow
 from scrm import keys
 from scrm.admin import create_admin_app
@@ -106,6 +107,7 @@ def create_app(
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(_worker_ctx(run_worker))
+    app.cleanup_ctx.append(recompute_scheduler_ctx)
     app.router.add_get("/healthz", healthz)
     bot_handlers.add_routes(app, settings.callback_path)
     app.add_routes(order_webhook.routes)

@@ -225,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
     sub.add_parser("check", help="validate settings, gettoken, callback URL verification").set_defaults(func=cmd_check)
     from customers.cli import add_import_parser
+    from customers.cli_tags import add_tags_parser
 
     add_import_parser(sub)
+    add_tags_parser(sub)
     return parser
 
 

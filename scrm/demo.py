@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from bot.contact_ways import create_contact_way
 from bot.context import BotContext
 from customers.orders import ingest_orders
+from customers.recompute import recompute_all
+from customers.segments import create_segment, save_tag_rule
 from bot.fullsync import full_sync
 from models import Region, Staff, StaffRole, Store, utcnow
 from scrm import keys
@@ -29,6 +31,16 @@ from wecom.simulator.state import SimulatorState
 
 _LOGGER = logging.getLogger(__name__)
 SIM_PREFIX = "/_wecom"
+DEMO_RULES = (
+    ("高频高客单", "orders >= 4 AND aov >= 300"),
+    ("只看不买", "orders = 0 AND days_since_added >= 14"),
+    ("沉睡90天", "recency_days >= 90"),
+    ("奶粉复购周期到了", "days_since_bought(category='奶粉') BETWEEN 25 AND 40"),
+)
+DEMO_SEGMENTS = (
+    ("天猫高价值客户", "channel = 'tmall' AND spend >= 1000", "天猫渠道累计消费满 1000 元"),
+    ("华东沉默客户", "region = 'east' AND stage = 'silent'", "华东区域的沉默客户，适合唤醒"),
+)
 
 
 def demo_settings(port: int, host: str, data_dir: Path) -> Settings:
@@ -124,7 +136,15 @@ async def seed_demo(demo: Demo, *, marketplace_buyers: int = 2500) -> str:
     orders = list(demo_orders(demo.state, utcnow(), marketplace_buyers=marketplace_buyers))
     ingested = await ingest_orders(app[keys.SESSIONMAKER], orders, now=utcnow(),
                                    progress=lambda done: bar("orders", done, len(orders)))
+    now = utcnow()
+    for name, expression in DEMO_RULES:
+        await save_tag_rule(app[keys.SESSIONMAKER], name, expression, now=now)
+    for name, expression, description in DEMO_SEGMENTS:
+        await create_segment(app[keys.SESSIONMAKER], name, expression, now=now, description=description)
+    recomputed = await recompute_all(app[keys.SESSIONMAKER], now=now, settings=settings, gateway=app[keys.GATEWAY],
+                                     progress=bar)
     bar.close()
+    print(recomputed.summary(), flush=True)
     return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} WeCom customers, "
             f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes, "
             f"{ingested.created} orders from 5 channels ({ingested.customers_created} more buyers, "

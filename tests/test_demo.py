@@ -77,3 +77,20 @@ async def test_demo_seeds_a_brand_and_reacts_to_scenarios(demo: Any) -> None:
             page = await r.text()
         assert "演示新客" not in page  # the page lists events, not customer data
         assert "add_external_contact" in page and settings.callback_url in page
+
+
+async def test_demo_rules_and_segments_have_members(demo: Any) -> None:
+    from models import CustomerStats, CustomerTag, Segment, TagRule
+
+    await seed_demo(demo, marketplace_buyers=300)
+    app = demo.app
+    assert await _count(app, select(func.count()).select_from(TagRule)) == 4
+    assert await _count(app, select(func.count()).select_from(Segment)) == 2
+    assert await _count(app, select(func.count()).select_from(CustomerStats)) >= 400
+    # Rule tags landed (沉睡90天 matches plenty of demo buyers).
+    assert await _count(app, select(func.count()).select_from(CustomerTag).where(CustomerTag.source == "rule")) > 10
+    async with aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bearer {demo.settings.admin_token}"}
+        async with http.post(f"{demo.settings.public_base_url}/admin/api/segments/count",
+                             json={"expression": "stage = 'active'"}, headers=auth) as r:
+            assert r.status == 200 and (await r.json())["count"] > 0

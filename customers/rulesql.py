@@ -1,0 +1,348 @@
+"""Compile a parsed rule into one SQLAlchemy Core query over customers, set-based and portable.
+
+The WHERE clause runs on SQLite and PostgreSQL alike: every "N days ago" is turned into a timestamp
+cutoff in Python from ``now`` and compared with stored timestamps, so no dialect date function is
+needed. Each "has something" condition (channel, store, region, tag, bought) is an ``id IN
+(subquery)`` that the database evaluates once for all customers, not a per-customer probe.
+
+Semantics worth knowing:
+
+* A comparison on something unknown (no purchase yet for ``recency_days``, ``aov`` or
+  ``days_since_bought``; no membership for ``tier``/``points``; stats never computed) is *false*,
+  and ``NOT`` of it is *true*: every atom is two-valued, so ``NOT x`` is exactly "does not match x".
+* ``*_days`` are whole 24-hour periods since the moment, relative to ``now``.
+* Merged customers (``merged_into_id`` set) never match.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.sql.expression import FromClause
+
+from customers.rules import (
+    And,
+    Between,
+    Bought,
+    Compare,
+    FieldRef,
+    In,
+    Kind,
+    Node,
+    Not,
+    Op,
+    Or,
+    Purchase,
+    Rule,
+    Value,
+)
+from models import (
+    Customer,
+    CustomerStats,
+    CustomerTag,
+    FollowRelation,
+    FollowStatus,
+    Membership,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Region,
+    Staff,
+    Store,
+    Tag,
+    TagGroup,
+)
+from models.base import UTCDateTime
+
+# Orders that count toward spend, frequency and "bought": paid, possibly partly refunded.
+COUNTED: Final = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+DAY: Final = dt.timedelta(days=1)
+
+customers = Customer.__table__
+stats = CustomerStats.__table__
+memberships = Membership.__table__
+orders = Order.__table__
+items = OrderItem.__table__
+
+
+def purchase_time(table: FromClause = orders) -> ColumnElement[dt.datetime]:
+    """When an order counts as bought: paid_at, or ordered_at if a channel sent no payment time."""
+    return func.coalesce(table.c.paid_at, table.c.ordered_at)
+
+
+def counted(table: FromClause = orders) -> ColumnElement[bool]:
+    """The order counts toward spend and frequency."""
+    return table.c.status.in_([s.value for s in COUNTED])
+
+
+def _ts(value: dt.datetime) -> ColumnElement[dt.datetime]:
+    return literal(value, UTCDateTime())
+
+
+def _compare(column: ColumnElement[object], op: Op, value: object) -> ColumnElement[bool]:
+    match op:
+        case ">=":
+            return column >= value
+        case "<=":
+            return column <= value
+        case ">":
+            return column > value
+        case "<":
+            return column < value
+        case "=":
+            return column == value
+        case "!=":
+            return column != value
+    raise AssertionError(op)
+
+
+def days_since(moment: ColumnElement[dt.datetime], op: Op, days: int, now: dt.datetime) -> ColumnElement[bool]:
+    """``floor((now - moment) / 1 day) op days`` as timestamp comparisons (false when moment is NULL)."""
+    def at(n: int) -> ColumnElement[dt.datetime]:
+        return _ts(now - n * DAY)  # the cutoff "n days before now"
+
+    exactly = and_(moment > at(days + 1), moment <= at(days))
+    match op:
+        case ">=":
+            cond = moment <= at(days)
+        case ">":
+            cond = moment <= at(days + 1)
+        case "<=":
+            cond = moment > at(days + 1)
+        case "<":
+            cond = moment > at(days)
+        case "=":
+            cond = exactly
+        case "!=":
+            cond = not_(exactly)
+    return and_(moment.is_not(None), cond)
+
+
+def days_between(
+    moment: ColumnElement[dt.datetime], low: int, high: int, now: dt.datetime
+) -> ColumnElement[bool]:
+    """``low <= days since moment <= high``."""
+    return and_(moment.is_not(None), moment > _ts(now - (high + 1) * DAY), moment <= _ts(now - low * DAY))
+
+
+class _Compiler:
+    """Walks the AST; remembers which side tables the WHERE clause reads."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.now = now
+        self.uses_stats = False
+        self.uses_membership = False
+
+    def node(self, node: Node) -> ColumnElement[bool]:
+        match node:
+            case And(items):
+                return and_(*(self.node(i) for i in items))
+            case Or(items):
+                return or_(*(self.node(i) for i in items))
+            case Not(item):
+                return not_(self.node(item))
+            case Bought(purchase):
+                return customers.c.id.in_(self._purchases(purchase))
+            case Compare(left, op, value):
+                return self._atom(left, [(op, value)], negated=False)
+            case Between(left, low, high, negated):
+                return self._between(left, low, high, negated)
+            case In(left, values, negated):
+                return self._atom(left, [("=", v) for v in values], negated=negated)
+        raise AssertionError(node)
+
+    # -- atoms --------------------------------------------------------------------------------
+
+    def _atom(self, left: FieldRef | Purchase, tests: Sequence[tuple[Op, Value]], *, negated: bool) -> ColumnElement[bool]:
+        """``left op v`` for one test, or "equals any" for several (IN)."""
+        if isinstance(left, Purchase):
+            having = or_(*(days_since(func.max(purchase_time()), op, int(v.value), self.now) for op, v in tests))
+            cond = customers.c.id.in_(self._purchases(left, having=having))
+        elif left.kind is Kind.SET:
+            cond = self._has(left.name, [v.value for _, v in tests], tests[0][0])
+        else:
+            cond = or_(*(self._scalar(left, op, v.value) for op, v in tests))
+        return not_(cond) if negated else cond
+
+    def _between(self, left: FieldRef | Purchase, low: Value, high: Value, negated: bool) -> ColumnElement[bool]:
+        lo, hi = int(low.value), int(high.value)
+        if isinstance(left, Purchase):
+            having = days_between(func.max(purchase_time()), lo, hi, self.now)
+            cond = customers.c.id.in_(self._purchases(left, having=having))
+        elif left.kind is Kind.DAYS:
+            cond = days_between(self._moment(left.name), lo, hi, self.now)
+        else:
+            column, guard = self._column(left.name)
+            cond = and_(guard, column.between(lo, hi))
+        return not_(cond) if negated else cond
+
+    def _scalar(self, left: FieldRef, op: Op, value: int | str) -> ColumnElement[bool]:
+        if left.kind is Kind.DAYS:
+            return days_since(self._moment(left.name), op, int(value), self.now)
+        column, guard = self._column(left.name)
+        return and_(guard, _compare(column, op, value))
+
+    def _moment(self, name: str) -> ColumnElement[dt.datetime]:
+        if name == "recency_days":
+            self.uses_stats = True
+            return stats.c.last_purchase_at
+        if name == "days_since_added":
+            return added_at()
+        raise AssertionError(name)
+
+    def _column(self, name: str) -> tuple[ColumnElement[object], ColumnElement[bool]]:
+        """The column a scalar field reads, and the guard that makes the comparison two-valued."""
+        if name in ("tier", "points"):
+            self.uses_membership = True
+            column = memberships.c.tier if name == "tier" else memberships.c.points
+            return column, memberships.c.customer_id.is_not(None)
+        self.uses_stats = True
+        known = stats.c.customer_id.is_not(None)
+        match name:
+            case "spend":
+                return func.coalesce(stats.c.spend_cents, 0), true()
+            case "orders":
+                return func.coalesce(stats.c.order_count, 0), true()
+            case "aov":
+                return stats.c.avg_order_cents, and_(known, stats.c.order_count > 0)
+            case "r_score" | "f_score" | "m_score":
+                return func.coalesce(stats.c[name], 0), true()
+            case "stage":
+                return stats.c.stage, known
+        raise AssertionError(name)
+
+    # -- "has one of these" -------------------------------------------------------------------
+
+    def _has(self, name: str, values: Sequence[object], op: Op) -> ColumnElement[bool]:
+        subquery = {"channel": self._channels, "tag": self._tags, "store": self._stores,
+                    "region": self._regions}[name](list(values))
+        cond = customers.c.id.in_(subquery)
+        return not_(cond) if op == "!=" else cond
+
+    def _channels(self, values: list[object]) -> Select[tuple[int]]:
+        return select(orders.c.customer_id).where(orders.c.channel.in_(values), counted())
+
+    def _tags(self, values: list[object]) -> Select[tuple[int]]:
+        # An alias: recompute deletes from customer_tags with this rule in a correlated subquery, and
+        # the bare table would be correlated to the outer DELETE instead of read here.
+        ct, tags, groups = CustomerTag.__table__.alias("rule_ct"), Tag.__table__, TagGroup.__table__
+        names = []
+        for value in map(str, values):
+            names.append(tags.c.name == value)
+            group, sep, tag = value.partition("/")
+            if sep:
+                names.append(and_(groups.c.name == group, tags.c.name == tag))
+        return (
+            select(ct.c.customer_id)
+            .join(tags, tags.c.id == ct.c.tag_id)
+            .join(groups, groups.c.id == tags.c.group_id)
+            .where(tags.c.deleted.is_(False), or_(*names))
+        )
+
+    def _stores(self, values: list[object]) -> Select[tuple[int]]:
+        st = Store.__table__.alias("st")
+        bought = (
+            select(orders.c.customer_id)
+            .join(st, st.c.id == orders.c.store_id)
+            .where(or_(st.c.code.in_(values), st.c.name.in_(values)), counted())
+        )
+        followed = (
+            select(FollowRelation.customer_id)
+            .join(Staff, Staff.id == FollowRelation.staff_id)
+            .join(st, st.c.id == Staff.store_id)
+            .where(FollowRelation.status == FollowStatus.ACTIVE, or_(st.c.code.in_(values), st.c.name.in_(values)))
+        )
+        return union_all(bought, followed)  # type: ignore[return-value]
+
+    def _regions(self, values: list[object]) -> Select[tuple[int]]:
+        rg, st = Region.__table__.alias("rg"), Store.__table__.alias("st")
+        named = or_(rg.c.code.in_(values), rg.c.name.in_(values))
+        bought = (
+            select(orders.c.customer_id)
+            .join(st, st.c.id == orders.c.store_id)
+            .join(rg, rg.c.id == st.c.region_id)
+            .where(named, counted())
+        )
+        active = FollowRelation.status == FollowStatus.ACTIVE
+        # A guide belongs to a region directly (staff.region_id) or through their store.
+        by_staff = (
+            select(FollowRelation.customer_id)
+            .join(Staff, Staff.id == FollowRelation.staff_id)
+            .join(rg, rg.c.id == Staff.region_id)
+            .where(active, named)
+        )
+        by_store = (
+            select(FollowRelation.customer_id)
+            .join(Staff, Staff.id == FollowRelation.staff_id)
+            .join(st, st.c.id == Staff.store_id)
+            .join(rg, rg.c.id == st.c.region_id)
+            .where(active, named)
+        )
+        return union_all(bought, by_staff, by_store)  # type: ignore[return-value]
+
+    def _purchases(self, purchase: Purchase, having: ColumnElement[bool] | None = None) -> Select[tuple[int]]:
+        conds = [counted()]
+        if purchase.sku is not None:
+            conds.append(items.c.sku == purchase.sku)
+        if purchase.category is not None:
+            conds.append(items.c.category == purchase.category)
+        if purchase.within_days is not None:
+            conds.append(purchase_time() >= _ts(self.now - purchase.within_days * DAY))
+        query = select(orders.c.customer_id).join(items, items.c.order_id == orders.c.id).where(*conds)
+        if having is not None:
+            query = query.group_by(orders.c.customer_id).having(having)
+        return query
+
+
+def added_at(customer: FromClause = customers) -> ColumnElement[dt.datetime]:
+    """When the customer joined: their first follow relation, else when the record was created."""
+    first_follow = (
+        select(func.min(FollowRelation.added_at))
+        .where(FollowRelation.customer_id == customer.c.id)
+        .scalar_subquery()
+    )
+    return func.coalesce(first_follow, customer.c.created_at, type_=UTCDateTime())
+
+
+def where_clause(rule: Rule, *, now: dt.datetime) -> tuple[ColumnElement[bool], FromClause]:
+    """The rule's WHERE clause over customers, and the FROM it needs (customers + side tables)."""
+    compiler = _Compiler(now)
+    clause = compiler.node(rule.root)
+    source: FromClause = customers
+    if compiler.uses_stats:
+        source = source.outerjoin(stats, stats.c.customer_id == customers.c.id)
+    if compiler.uses_membership:
+        source = source.outerjoin(memberships, memberships.c.customer_id == customers.c.id)
+    return and_(customers.c.merged_into_id.is_(None), clause), source
+
+
+def matching_ids(rule: Rule, *, now: dt.datetime) -> Select[tuple[int]]:
+    """``SELECT customers.id`` of every non-merged customer matching ``rule`` at ``now``."""
+    clause, source = where_clause(rule, now=now)
+    return select(customers.c.id).select_from(source).where(clause)
+
+
+def count_matching(rule: Rule, *, now: dt.datetime) -> Select[tuple[int]]:
+    """``SELECT count(*)`` of the customers matching ``rule`` at ``now``."""
+    clause, source = where_clause(rule, now=now)
+    return select(func.count()).select_from(source).where(clause)
+
+
+__all__ = ["COUNTED", "added_at", "count_matching", "counted", "days_between", "days_since", "matching_ids",
+           "purchase_time", "where_clause"]
