@@ -230,13 +230,20 @@ class _Compiler:
     # -- "has one of these" -------------------------------------------------------------------
 
     def _has(self, name: str, values: Sequence[object], op: Op) -> ColumnElement[bool]:
-        subquery = {"channel": self._channels, "tag": self._tags, "store": self._stores,
-                    "region": self._regions}[name](list(values))
-        cond = customers.c.id.in_(subquery)
+        if name == "channel":
+            cond = self._channels(list(values))
+        else:
+            subquery = {"tag": self._tags, "store": self._stores, "region": self._regions}[name](list(values))
+            cond = customers.c.id.in_(subquery)
         return not_(cond) if op == "!=" else cond
 
-    def _channels(self, values: list[object]) -> Select[tuple[int]]:
-        return select(orders.c.customer_id).where(orders.c.channel.in_(values), counted())
+    def _channels(self, values: list[object]) -> ColumnElement[bool]:
+        # Read from the recomputed stats (like spend and stage), not from orders: "bought on Tmall"
+        # over 5M orders is a million-row IN list, while the stats row is already at hand (measured:
+        # a segment count at 1M customers went from 1.4 s to well under the 1 s target).
+        self.uses_stats = True
+        listed = literal(",") + func.coalesce(stats.c.channels, "") + literal(",")
+        return or_(*(listed.like(f"%,{value},%") for value in map(str, values)))
 
     def _tags(self, values: list[object]) -> Select[tuple[int]]:
         # An alias: recompute deletes from customer_tags with this rule in a correlated subquery, and
