@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import surviving
+from customers.rulesql import counted, purchase_time
 from models import (
     Customer,
     CustomerIdentity,
@@ -21,7 +22,6 @@ from models import (
     Membership,
     Order,
     OrderItem,
-    OrderStatus,
     Staff,
     StaffRole,
     Store,
@@ -31,8 +31,6 @@ from models import (
 
 # Roles that see full phone numbers; everyone else sees 138****1234.
 PHONE_ROLES: Final = frozenset({StaffRole.HQ})
-# Orders that count toward spend and frequency (refunds are subtracted).
-COUNTED: Final = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 RECENT_ORDERS: Final = 20
 
 
@@ -168,8 +166,8 @@ async def load_profile(session: AsyncSession, customer_id: int, *, show_phone: b
     ]
     totals_row = (await session.execute(
         select(func.count(), func.coalesce(func.sum(Order.paid_cents - Order.refunded_cents), 0),
-               func.min(Order.paid_at), func.max(Order.paid_at))
-        .where(Order.customer_id == cid, Order.status.in_(COUNTED)))).one()
+               func.min(purchase_time()), func.max(purchase_time()))
+        .where(Order.customer_id == cid, counted()))).one()
     count, spend, first, last = int(totals_row[0]), int(totals_row[1]), totals_row[2], totals_row[3]
     totals = Totals(yuan(spend), count, yuan(spend // count if count else 0), first, last)
     recent = (await session.execute(
