@@ -59,6 +59,7 @@ def demo_settings(port: int, host: str, data_dir: Path) -> Settings:
         host=host,
         port=port,
         admin_token=secrets.token_urlsafe(16),
+        session_secret=secrets.token_hex(32),
         demo=True,
     )
 

@@ -44,6 +44,8 @@ class Settings:
     callback_max_skew: int = 300
     welcome_text: str = "您好，我是{guide_name}，很高兴为您服务！有任何问题随时找我。"
     admin_token: str = ""
+    # Signs the sidebar's session cookie (SCRM_SESSION_SECRET, >= 32 characters).
+    session_secret: str = ""
     wecom_threads: int = 8
     inbox_max_attempts: int = 5
     demo: bool = False
@@ -191,6 +193,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"SCRM_TIMEZONE {timezone!r} is not a known time zone (e.g. Asia/Shanghai)")
+    session_secret = env.get("SCRM_SESSION_SECRET", "").strip()
+    if session_secret and len(session_secret) < 32:
+        problems.append("SCRM_SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     channel_secrets = {
         key[len("SCRM_CHANNEL_SECRET_"):].lower(): value.strip()
         for key, value in env.items()
@@ -216,6 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         callback_max_skew=skew,
         welcome_text=env.get("SCRM_WELCOME_TEXT", "").strip() or Settings.welcome_text,
         admin_token=env.get("SCRM_ADMIN_TOKEN", "").strip(),
+        session_secret=session_secret,
         wecom_threads=threads,
         inbox_max_attempts=attempts,
         stage_new_days=new_days,

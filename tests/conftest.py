@@ -136,6 +136,7 @@ def settings(database_url: str, sim_server: TestServer) -> Settings:
         database_url=database_url,
         api_base=str(sim_server.make_url("/cgi-bin/")),
         admin_token="admin-secret",
+        session_secret="test-session-secret-0123456789abcdef",
     )
 
 
