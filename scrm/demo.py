@@ -56,6 +56,7 @@ def demo_settings(port: int, host: str, data_dir: Path) -> Settings:
         public_base_url=base,
         database_url=f"sqlite+aiosqlite:///{data_dir / 'scrm-demo.db'}",
         api_base=f"{base}{SIM_PREFIX}/cgi-bin/",
+        oauth_authorize_url=f"{base}{SIM_PREFIX}/connect/oauth2/authorize",
         host=host,
         port=port,
         admin_token=secrets.token_urlsafe(16),

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from wecom.crypto import aes_key_from_encoding_key
 
 REAL_API_BASE: Final = "https://qyapi.weixin.qq.com/cgi-bin/"
+REAL_OAUTH_AUTHORIZE: Final = "https://open.weixin.qq.com/connect/oauth2/authorize"
 DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///scrm.db"
 CALLBACK_PATH: Final = "/wecom/callback"
 
@@ -37,6 +38,8 @@ class Settings:
     public_base_url: str
     database_url: str = DEFAULT_DATABASE_URL
     api_base: str = REAL_API_BASE
+    # Where guides are sent for silent OAuth (the simulator's page in the demo).
+    oauth_authorize_url: str = REAL_OAUTH_AUTHORIZE
     host: str = "127.0.0.1"
     port: int = 8080
     callback_path: str = CALLBACK_PATH
@@ -159,6 +162,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     if not api_base.endswith("/"):
         api_base += "/"
 
+    oauth_url = env.get("WECOM_OAUTH_AUTHORIZE_URL", "").strip() or REAL_OAUTH_AUTHORIZE
+    if urlsplit(oauth_url).scheme not in ("http", "https"):
+        problems.append(f"WECOM_OAUTH_AUTHORIZE_URL must be an http(s) URL, got {oauth_url!r}")
+
     def integer(key: str, default: int, low: int, high: int) -> int:
         raw = env.get(key, "").strip()
         if not raw:
@@ -215,6 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         public_base_url=public.rstrip("/"),
         database_url=database_url,
         api_base=api_base,
+        oauth_authorize_url=oauth_url,
         host=env.get("SCRM_HOST", "").strip() or "127.0.0.1",
         port=port,
         callback_path=callback_path,
