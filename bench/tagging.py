@@ -32,7 +32,7 @@ from sqlalchemy import event, func, select, text  # noqa: E402
 
 from customers.profile import load_profile  # noqa: E402
 from customers.segments import count_segment, save_tag_rule  # noqa: E402
-from models import Customer, Segment, TagRule  # noqa: E402
+from models import Customer, TagRule  # noqa: E402
 from scrm.db import create_engine, create_sessionmaker, upgrade_database  # noqa: E402
 from scrm.settings import Settings, normalise_database_url  # noqa: E402
 

@@ -22,6 +22,7 @@ from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
 from scrm.settings import Settings
+from sidebar import create_sidebar_app
 from wecom.crypto import CallbackCrypto
 from wecom.gateway import WeComGateway
 
@@ -112,6 +113,7 @@ def create_app(
     bot_handlers.add_routes(app, settings.callback_path)
     app.add_routes(order_webhook.routes)
     app.add_subapp("/admin", create_admin_app())
+    app.add_subapp("/sidebar", create_sidebar_app())
     app.router.add_static("/static", STATIC)
     for prefix, sub in (extra_subapps or {}).items():
         app.add_subapp(prefix, sub)

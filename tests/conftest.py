@@ -23,6 +23,7 @@ from scrm.app import create_app
 from scrm.db import create_engine, create_sessionmaker, upgrade_database
 from scrm.settings import Settings, normalise_database_url
 from wecom.crypto import CallbackCrypto
+from sidebar.jssdk import clear_ticket_cache
 from wecom.gateway import clear_token_cache
 from wecom.simulator.api import create_simulator_app
 from wecom.simulator.callbacks import CallbackSender
@@ -62,8 +63,10 @@ class FakeClock:
 def _fresh_token_cache() -> Iterator[None]:
     """The gateway shares tokens process-wide; each test starts without one."""
     clear_token_cache()
+    clear_ticket_cache()
     yield
     clear_token_cache()
+    clear_ticket_cache()
 
 
 @pytest.fixture

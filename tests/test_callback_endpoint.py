@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 
 from models import CallbackEvent, InboxStatus

@@ -1,0 +1,39 @@
+"""Server-rendered pages of the sidebar: the shell, and the sign-in error pages."""
+
+from __future__ import annotations
+
+import html
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Final
+
+from aiohttp import web
+
+TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
+RETRY_HINT: Final = "请关闭侧边栏后重新打开；如仍有问题，请联系管理员。"
+
+
+@cache
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
+
+
+def _page(title: str, body: str, status: int = 200) -> web.Response:
+    text = _template("page.html").substitute(title=html.escape(title), body=body)
+    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def index_page(name: str, store: str) -> web.Response:
+    """The sidebar shell for a signed-in member (the page script comes later)."""
+    body = _template("index.html").substitute(
+        name=html.escape(name), store=f"（{html.escape(store)}）" if store else "")
+    return _page("客户助手", body)
+
+
+def error_page(message: str, status: int, hint: str = RETRY_HINT) -> web.Response:
+    """A plain page saying what went wrong and what to do."""
+    body = _template("error.html").substitute(message=html.escape(message), hint=html.escape(hint))
+    return _page("无法打开客户助手", body, status)
