@@ -84,6 +84,7 @@ async def _run_demo(port: int, host: str, data_dir: Path) -> None:
     print(
         "\n企微 SCRM 演示已启动 / demo is running (Ctrl+C to stop)\n"
         f"  管理后台 admin status : {base}/admin/login?token={settings.admin_token}\n"
+        f"  导购侧边栏 sidebar    : {base}/sidebar/  (选择一位导购登录 / pick a guide to sign in)\n"
         f"  回调地址 callback URL : {settings.callback_url}\n"
         f"  健康检查 health       : {base}/healthz\n"
         f"  模拟器 simulator      : {base}/_wecom/_sim/state\n"
