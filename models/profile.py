@@ -42,6 +42,11 @@ class CustomerStats(Base):
     )
     # Channels bought in, comma-separated (e.g. "jd,tmall"), for display.
     channels: Mapped[str] = mapped_column(String(255), default="")
+    # Store and region codes the customer is linked to, sorted and comma-separated (e.g. "BJ01,SH01"):
+    # a counted order there, or an active follow by a guide of that store or region. Rules read them.
+    # Unbounded: a customer followed by guides of many stores must not fail the recompute on PostgreSQL.
+    stores: Mapped[str] = mapped_column(String(), default="", server_default="")
+    regions: Mapped[str] = mapped_column(String(), default="", server_default="")
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 

@@ -23,7 +23,9 @@ from models import (
     FollowStatus,
     Order,
     OrderStatus,
+    Region,
     Staff,
+    Store,
     Tag,
     TagRule,
     TagSource,
@@ -127,6 +129,66 @@ async def test_recompute_a_few_customers(maker: async_sessionmaker[AsyncSession]
         await s.execute(update(Customer).where(Customer.id == people[1].id).values(merged_into_id=people[0].id))
     assert await recompute_customers(maker, [people[1].id], now=NOW, settings=SETTINGS) == 0
     assert people[1].id not in await _stats(maker)
+
+
+async def test_stores_and_regions_a_customer_is_linked_to(maker: async_sessionmaker[AsyncSession]) -> None:
+    async with maker.begin() as s:
+        east, north, south = Region(code="EAST", name="华东"), Region(code="NORTH", name="华北"), Region(
+            code="SOUTH", name="华南")
+        s.add_all([east, north, south])
+        await s.flush()
+        sh01, bj01 = Store(code="SH01", name="上海一店", region_id=east.id), Store(code="BJ01", name="北京一店",
+                                                                                 region_id=north.id)
+        gz01, xx01 = Store(code="GZ01", name="广州一店", region_id=south.id), Store(code="XX01", name="无区域店")
+        s.add_all([sh01, bj01, gz01, xx01])
+        await s.flush()
+        guide_sh = Staff(userid="g-sh", store_id=sh01.id)
+        guide_north = Staff(userid="g-north", region_id=north.id)  # a region, no store
+        guide_gz_east = Staff(userid="g-gz", store_id=gz01.id, region_id=east.id)  # store in another region
+        s.add_all([guide_sh, guide_north, guide_gz_east])
+        await s.flush()
+        buyer = await add_customer(s, "buyer")  # two stores bought in; a refunded order does not count
+        await add_order(s, buyer, store=sh01)
+        await add_order(s, buyer, store=bj01, days=30)
+        await add_order(s, buyer, store=sh01, days=40)
+        await add_order(s, buyer, store=gz01, status=OrderStatus.REFUNDED, refunded_yuan=100)
+        await add_order(s, buyer, channel="jd")  # online, no store
+        fan = await add_customer(s, "fan")  # never bought, followed by the SH01 guide
+        await follow(s, guide_sh, fan)
+        northern = await add_customer(s, "northern")  # followed by a guide who has only a region
+        await follow(s, guide_north, northern)
+        both = await add_customer(s, "both")  # the guide's region and their store's region
+        await follow(s, guide_gz_east, both)
+        await follow(s, guide_sh, both, status=FollowStatus.LOST)  # no longer followed: no link
+        gone = await add_customer(s, "gone")
+        await follow(s, guide_sh, gone, status=FollowStatus.DELETED)
+        nowhere = await add_customer(s, "nowhere")  # a store without a region
+        await add_order(s, nowhere, store=xx01)
+        merged = await add_customer(s, "merged", merged_into=fan.id)
+        await add_order(s, merged, store=gz01)
+        await follow(s, guide_north, merged)
+    await recompute_stats(maker, now=NOW, settings=SETTINGS)
+    stats = await _stats(maker)
+    links = {c.name: (stats[c.id].stores, stats[c.id].regions)
+             for c in (buyer, fan, northern, both, gone, nowhere)}
+    assert links == {
+        "buyer": ("BJ01,SH01", "EAST,NORTH"),
+        "fan": ("SH01", "EAST"),  # the merged record's store and region stay with it
+        "northern": ("", "NORTH"),
+        "both": ("GZ01", "EAST,SOUTH"),
+        "gone": ("", ""),
+        "nowhere": ("XX01", ""),
+    }
+    assert merged.id not in stats
+    # A few customers recomputed: the same definition, and nobody else touched.
+    async with maker.begin() as s:
+        await add_order(s, fan, store=gz01, days=1)
+        await follow(s, guide_north, gone)
+    assert await recompute_customers(maker, [fan.id, gone.id], now=NOW, settings=SETTINGS) == 2
+    stats = await _stats(maker)
+    assert (stats[fan.id].stores, stats[fan.id].regions) == ("GZ01,SH01", "EAST,SOUTH")
+    assert (stats[gone.id].stores, stats[gone.id].regions) == ("", "NORTH")
+    assert (stats[buyer.id].stores, stats[buyer.id].regions) == ("BJ01,SH01", "EAST,NORTH")
 
 
 async def _links(maker: async_sessionmaker[AsyncSession], tag_id: int) -> dict[int, str]:

@@ -252,6 +252,36 @@ async def test_merged_customers_never_match(maker: async_sessionmaker[AsyncSessi
         assert await s.scalar(count_matching(parse("orders >= 0"), now=NOW)) == len(ALL)
 
 
+async def test_store_and_region_read_the_last_recompute(
+    maker: async_sessionmaker[AsyncSession], world: dict[str, int]
+) -> None:
+    async with maker.begin() as s:
+        guide = await s.scalar(select(Staff).where(Staff.userid == "zhangsan"))
+        dave = await s.get(Customer, world["dave"])
+        await follow(s, guide, dave)
+    assert "dave" not in await names(maker, "store = 'SH01'")  # like spend and stage: as of the recompute
+    await recompute_stats(maker, now=NOW, settings=SETTINGS)
+    assert await names(maker, "store = 'SH01'") == {"carol", "dave", "gina"}
+    assert await names(maker, "region IN ('华东', 'NORTH')") == {"bob", "carol", "dave", "erin", "gina"}
+    assert await names(maker, "region != 'EAST'") == {"alice", "bob", "erin"}
+
+
+async def test_store_codes_and_shared_names(maker: async_sessionmaker[AsyncSession]) -> None:
+    # LIKE wildcards in a code match only themselves; a name shared by two stores matches both.
+    async with maker.begin() as s:
+        wild, plain = Store(code="SH_1", name="万达店"), Store(code="SHX1", name="万达店")
+        other = Store(code="S%", name="百分店")
+        s.add_all([wild, plain, other])
+        await s.flush()
+        for name, store in (("w", wild), ("p", plain), ("o", other)):
+            await add_order(s, await add_customer(s, name), store=store)
+    await recompute_stats(maker, now=NOW, settings=SETTINGS)
+    assert await names(maker, "store = 'SH_1'") == {"w"}
+    assert await names(maker, "store = 'S%'") == {"o"}
+    assert await names(maker, "store = '万达店'") == {"w", "p"}
+    assert await names(maker, "store = 'nope'") == set()
+
+
 async def test_customer_without_stats_row(maker: async_sessionmaker[AsyncSession], world: dict[str, int]) -> None:
     # A customer created after the last recompute: counts as no orders, no stage yet.
     async with maker.begin() as s:
