@@ -61,8 +61,8 @@ def _verify(secret: str, value: str, purpose: str, ttl: int, now: int) -> dict[s
     if not secret or not value or value.count(".") != 1:
         return None
     body, mac = value.split(".")
-    if not hmac.compare_digest(mac, _mac(secret, body)):
-        return None
+    if not (body.isascii() and mac.isascii()) or not hmac.compare_digest(mac, _mac(secret, body)):
+        return None  # a forged cookie may carry anything; only our own ASCII values can verify
     try:
         payload = json.loads(_unb64(body))
     except (binascii.Error, ValueError):

@@ -213,3 +213,9 @@ async def test_https_deployment_uses_samesite_none_secure(
     assert "redirect_uri=https%3A%2F%2Fscrm.example.com%2Fsidebar%2F%3Ffrom%3Dtoolbar&" in resp.headers["Location"]
     cookie = _set_cookie(resp, STATE_COOKIE)
     assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_forged_non_ascii_cookie_is_just_invalid() -> None:
+    from sidebar.session import read_session
+
+    assert read_session("test-session-secret-0123456789abcdef", "体.签名", now=1700000000) is None
