@@ -11,12 +11,13 @@ from models.merge import CustomerMerge
 from models.order import Order, OrderItem, OrderStatus
 from models.org import Region, Staff, StaffRole, Store
 from models.profile import CustomerStats, LifecycleStage, Membership
+from models.script import ScriptCategory, ScriptSend, TalkScript
 from models.segment import Segment, TagRule
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
     "CustomerMerge", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
-    "Segment", "TagRule",
+    "ScriptCategory", "ScriptSend", "Segment", "TagRule", "TalkScript",
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",
     "InboxStatus", "Region", "Staff", "StaffRole", "Store", "Tag", "TagGroup", "TagSource", "insert_ignore", "utcnow",

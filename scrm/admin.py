@@ -10,6 +10,7 @@ from aiohttp import web
 from bot import status_page
 from customers import admin_handlers as customer_admin
 from customers import profile_handlers
+from sidebar import scripts_admin
 from scrm import keys
 
 COOKIE = "scrm_admin"
@@ -56,4 +57,5 @@ def create_admin_app() -> web.Application:
     admin.add_routes(status_page.routes)
     admin.add_routes(profile_handlers.routes)
     admin.add_routes(customer_admin.routes)
+    admin.add_routes(scripts_admin.routes)
     return admin

@@ -22,6 +22,7 @@ from scrm.app import create_app
 from scrm.demo_orders import demo_orders
 from scrm.progress import ProgressBar
 from scrm.settings import Settings
+from sidebar.scripts import seed_demo_scripts
 from wecom.crypto import CallbackCrypto
 from wecom.simulator import demo_data
 from wecom.simulator.api import create_simulator_app
@@ -143,6 +144,7 @@ async def seed_demo(demo: Demo, *, marketplace_buyers: int = 2500) -> str:
         await save_tag_rule(app[keys.SESSIONMAKER], name, expression, now=now)
     for name, expression, description in DEMO_SEGMENTS:
         await create_segment(app[keys.SESSIONMAKER], name, expression, now=now, description=description)
+    await seed_demo_scripts(app[keys.SESSIONMAKER], now)
     recomputed = await recompute_all(app[keys.SESSIONMAKER], now=now, settings=settings, gateway=app[keys.GATEWAY],
                                      progress=bar)
     bar.close()
