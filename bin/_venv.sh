@@ -17,3 +17,7 @@ if [ ! -f "$STAMP" ]; then
   rm -f .venv/.installed-*
   touch "$STAMP"
 fi
+# The sidebar's browser tests drive Debian's chromium (playwright cannot download browsers here).
+if [ "$(id -u)" = 0 ]; then
+  command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
+fi

@@ -6,6 +6,7 @@ may have been missed; callbacks keep it current in between.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ async def full_sync(ctx: BotContext, progress: Progress | None = None) -> SyncRe
         )
     for i, (contact, follow) in enumerate(pairs, 1):
         async with ctx.maker.begin() as session:
-            customer = await sync.upsert_customer(ctx, session, contact)
+            # Carry this relation along, so the phones the guide noted (remark_mobiles) attach too.
+            customer = await sync.upsert_customer(ctx, session, dataclasses.replace(contact, follow_users=(follow,)))
             member = staff.get(follow.userid) or await sync.find_staff(session, follow.userid)
             if member is not None:
                 await sync.upsert_follow(ctx, session, member, customer, contact.external_userid, follow,

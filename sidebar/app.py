@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from scrm import keys
-from sidebar import auth, handlers, pages, scripts_handlers
+from sidebar import auth, handlers, page, pages, scripts_handlers
 from sidebar.errors import NotSignedIn, SidebarError
 from sidebar.session import require_secret
 from wecom.errors import WeComError, WeComUnavailable
@@ -63,5 +63,6 @@ def create_sidebar_app() -> web.Application:
     app = web.Application(middlewares=[sidebar_middleware])
     app.add_routes(auth.routes)
     app.add_routes(handlers.routes)
+    app.add_routes(page.routes)
     app.add_routes(scripts_handlers.routes)
     return app

@@ -21,7 +21,7 @@ from bot.context import BotContext
 from models import Staff, Store
 from scrm import keys
 from scrm.settings import Settings
-from sidebar import pages
+from sidebar import page, pages
 from sidebar.context import bot_context
 from sidebar.errors import AccessDenied, InvalidRequest, SidebarError, UpstreamError
 from sidebar.permissions import audit
@@ -108,7 +108,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             staff, store = row
             if staff.wecom_status in _INACTIVE:
                 return pages.error_page("您的企业微信账号已停用或已离职，不能使用客户助手。", 403)
-            return pages.index_page(staff.name or staff.userid, store or "")
+            return page.render_sidebar(request, staff.name or staff.userid, store or "")
     return _start_sign_in(request)
 
 

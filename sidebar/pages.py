@@ -1,4 +1,4 @@
-"""Server-rendered pages of the sidebar: the shell, and the sign-in error pages."""
+"""Server-rendered error pages of the sidebar (the page itself is sidebar.page)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,6 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def index_page(name: str, store: str) -> web.Response:
-    """The sidebar shell for a signed-in member (the page script comes later)."""
-    body = _template("index.html").substitute(
-        name=html.escape(name), store=f"（{html.escape(store)}）" if store else "")
-    return _page("客户助手", body)
 
 
 def error_page(message: str, status: int, hint: str = RETRY_HINT) -> web.Response:

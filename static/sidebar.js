@@ -1,0 +1,696 @@
+/* The guide's sidebar: JS-SDK (legacy wx or @wecom/jssdk ww), the current chat, JSON from /sidebar/api.
+ * Everything from the server or the SDK is rendered with textContent / createElement, never innerHTML. */
+(function () {
+  'use strict';
+
+  const cfg = JSON.parse(document.getElementById('sidebar-config').textContent);
+  const API_LIST = ['getContext', 'getCurExternalContact', 'getCurExternalChat', 'sendChatMessage'];
+  const CHANNELS = {
+    tmall: ['天猫', 'ch-tmall'], jd: ['京东', 'ch-jd'], douyin: ['抖音', 'ch-douyin'],
+    pos: ['门店', 'ch-pos'], miniapp: ['小程序', 'ch-miniapp'],
+  };
+  const STAGES = {
+    new: ['新客', 'stage-new'], active: ['活跃', 'stage-active'],
+    silent: ['沉默', 'stage-silent'], lost: ['流失', 'stage-lost'],
+  };
+  const ORDER_STATUS = {
+    created: '待支付', paid: '已支付', refunded: '已退款', partially_refunded: '部分退款', cancelled: '已取消',
+  };
+  const FOLLOW_STATUS = { active: '跟进中', half: '待通过', lost: '已流失', deleted: '已删除', transferred: '已转接' };
+  const TAG_SOURCE = { rule: '自动', bot: '系统' };
+  const ATTACHMENT = { image: '图片', link: '链接', miniprogram: '小程序' };
+  const SINGLE_ENTRIES = ['single_chat_tools', 'contact_profile'];
+
+  const view = document.getElementById('view');
+  const statusBox = document.getElementById('status');
+  const statusText = document.getElementById('status-text');
+  const statusHint = document.getElementById('status-hint');
+  let generation = 0;
+  let sdkReady = null;
+  let tagLibrary = null;
+  let sdkFailure = null;
+  const signatures = new Map();
+
+  // ------------------------------------------------------------------ DOM helpers
+
+  /** An element with a class and text (text only ever through textContent). */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function append(parent, ...children) {
+    for (const child of children) if (child) parent.appendChild(child);
+    return parent;
+  }
+
+  function card(title, extra) {
+    const section = el('section', 'card');
+    const head = append(el('div', 'card-head'), el('h2', 'card-title', title));
+    if (extra) head.appendChild(extra);
+    section.appendChild(head);
+    return section;
+  }
+
+  function badge(text, className) {
+    return el('span', 'badge ' + (className || ''), text);
+  }
+
+  function setState(state) {
+    document.body.dataset.state = state;
+  }
+
+  function showStatus(text, hint, kind) {
+    statusBox.hidden = false;
+    statusBox.className = 'status' + (kind ? ' status-' + kind : '');
+    statusText.textContent = text;
+    statusHint.textContent = hint || '';
+    const old = statusBox.querySelector('.status-action');
+    if (old) old.remove();
+  }
+
+  function showError(err) {
+    view.replaceChildren();
+    showStatus(err.message || '出错了，请稍后重试。', err.hint || '', 'error');
+    const action = el('button', 'btn status-action', err.status === 401 ? '重新登录' : '重试');
+    action.type = 'button';
+    action.addEventListener('click', () => {
+      if (err.status === 401) window.location.href = cfg.signin;
+      else boot();
+    });
+    statusBox.appendChild(action);
+    setState('error');
+  }
+
+  let toastTimer = 0;
+  function toast(text, kind) {
+    const box = document.getElementById('toast');
+    box.textContent = text;
+    box.className = 'toast' + (kind ? ' toast-' + kind : '');
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 2200);
+  }
+
+  function money(value) {
+    const n = Number(value || 0);
+    return '¥' + n.toLocaleString('zh-CN', { minimumFractionDigits: n % 1 ? 2 : 0, maximumFractionDigits: 2 });
+  }
+
+  function day(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    if (isNaN(d)) return '';
+    const pad = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+  }
+
+  function daysAgo(iso) {
+    if (!iso) return '';
+    const days = Math.floor((Date.now() - new Date(iso).getTime()) / 86400000);
+    if (isNaN(days)) return '';
+    return days <= 0 ? '今天' : days + ' 天前';
+  }
+
+  function avatar(name, url, className) {
+    const box = el('div', 'avatar ' + (className || ''), (name || '客').trim().slice(0, 1) || '客');
+    if (/^https?:\/\//.test(url || '')) {
+      const img = document.createElement('img');
+      img.alt = '';
+      img.loading = 'lazy';
+      img.referrerPolicy = 'no-referrer';
+      img.addEventListener('load', () => box.classList.add('has-img'));
+      img.addEventListener('error', () => img.remove());
+      img.src = url.replace(/^http:\/\//, 'https://');
+      box.appendChild(img);
+    }
+    return box;
+  }
+
+  // ------------------------------------------------------------------ backend
+
+  class ApiError extends Error {
+    constructor(status, message, hint) {
+      super(message);
+      this.status = status;
+      this.hint = hint || '';
+    }
+  }
+
+  function apiError(status, data) {
+    const message = data && typeof data.message === 'string' ? data.message : '';
+    if (status === 401) {
+      return new ApiError(401, message || '登录已失效。',
+        (data && data.hint) || '登录已失效，请重新打开侧边栏（或刷新页面）以重新登录。');
+    }
+    if (status === 403) return new ApiError(403, message || '您没有权限执行此操作。', '如需开通权限，请联系门店店长或管理员。');
+    if (status === 404) return new ApiError(404, message || '没有找到相关数据。');
+    if (status >= 500) return new ApiError(status, message || '服务暂时不可用，请稍后重试。');
+    return new ApiError(status, message || '请求失败（' + status + '），请稍后重试。');
+  }
+
+  async function api(path, body) {
+    const init = { credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      init.method = 'POST';
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, '网络连接失败，请检查网络后重试。');
+    }
+    const text = await resp.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!resp.ok) throw apiError(resp.status, data);
+    return data;
+  }
+
+  // ------------------------------------------------------------------ JS-SDK (PROTOCOL.md §5.3 / §5.4)
+
+  function pageUrl() {
+    return window.location.href.split('#')[0];
+  }
+
+  function signaturesFor(url) {
+    const key = url.split('#')[0];
+    if (!signatures.has(key)) {
+      const pending = api(cfg.api.jssdkConfig + '?url=' + encodeURIComponent(key));
+      pending.catch(() => signatures.delete(key));
+      signatures.set(key, pending);
+    }
+    return signatures.get(key);
+  }
+
+  function sdkError(apiName, res) {
+    const raw = (res && (res.err_msg || res.errMsg || res.message)) || '';
+    const msg = String(raw);
+    let text;
+    if (apiName === 'config' || apiName === 'agentConfig' || /config:fail|40093|invalid signature/i.test(msg)) {
+      text = '企业微信 JS-SDK 签名校验失败，无法读取当前聊天。';
+      return new ApiError(0, text, '请确认本页面域名已设为应用的可信域名，然后关闭侧边栏重新打开。（' + msg + '）');
+    }
+    if (/no permission/i.test(msg)) {
+      return new ApiError(0, '没有读取当前客户的权限。', '请联系管理员为应用开通「客户联系」权限，并确认您已开通客户联系功能。');
+    }
+    if (/without context|not (in|support)/i.test(msg)) {
+      return new ApiError(0, '请在与客户的聊天工具栏中打开客户助手。', '当前页面不是从单聊或客户群的工具栏打开的。');
+    }
+    if (/cancel/i.test(msg)) return new ApiError(0, '已取消。');
+    return new ApiError(0, '调用企业微信接口失败：' + apiName, msg);
+  }
+
+  function okMessage(res) {
+    const msg = String((res && (res.err_msg || res.errMsg)) || '');
+    return /:ok$/.test(msg) || msg === 'ok';
+  }
+
+  function initWx(wx) {
+    return new Promise((resolve, reject) => {
+      signaturesFor(pageUrl()).then((c) => {
+        wx.error((res) => reject(sdkError('config', res)));
+        wx.ready(() => wx.agentConfig({
+          corpid: c.corpId, agentid: c.agentId, timestamp: c.agentConfig.timestamp,
+          nonceStr: c.agentConfig.nonceStr, signature: c.agentConfig.signature, jsApiList: API_LIST,
+          success: () => resolve(), fail: (res) => reject(sdkError('agentConfig', res)),
+        }));
+        wx.config({
+          beta: true, debug: false, appId: c.corpId, timestamp: c.config.timestamp,
+          nonceStr: c.config.nonceStr, signature: c.config.signature, jsApiList: ['agentConfig'].concat(API_LIST),
+        });
+      }, reject);
+    });
+  }
+
+  function initWw(ww) {
+    return new Promise((resolve) => {
+      sdkFailure = null;
+      ww.register({
+        corpId: cfg.corpId, agentId: cfg.agentId, jsApiList: API_LIST,
+        getConfigSignature: (url) => signaturesFor(url).then((c) => c.config),
+        getAgentConfigSignature: (url) => signaturesFor(url).then((c) => c.agentConfig),
+        onConfigFail: (res) => { sdkFailure = sdkError('config', res); },
+        onAgentConfigFail: (res) => { sdkFailure = sdkError('agentConfig', res); },
+      });
+      // The signatures are fetched lazily, on the first API call; that call tells us whether they passed.
+      resolve();
+    });
+  }
+
+  function sdk() {
+    if (window.ww && typeof window.ww.register === 'function') return { kind: 'ww', api: window.ww };
+    if (window.wx && typeof window.wx.config === 'function') return { kind: 'wx', api: window.wx };
+    return null;
+  }
+
+  async function call(name, params) {
+    const found = sdk();
+    if (found.kind === 'wx') {
+      return new Promise((resolve, reject) => found.api.invoke(name, params || {}, (res) => {
+        if (okMessage(res)) resolve(res); else reject(sdkError(name, res));
+      }));
+    }
+    try {
+      const res = await found.api[name](params || {});
+      if (res && (res.errMsg || res.err_msg) && !okMessage(res)) throw res;
+      return res || {};
+    } catch (res) {
+      if (sdkFailure) throw sdkFailure;
+      throw res instanceof ApiError ? res : sdkError(name, res);
+    }
+  }
+
+  function ensureSdk() {
+    const found = sdk();
+    if (!found) {
+      return Promise.reject(new ApiError(0, '请在企业微信的聊天工具栏中打开客户助手。',
+        '没有检测到企业微信 JS-SDK（普通浏览器中无法读取当前聊天）。'));
+    }
+    if (!sdkReady) {
+      sdkReady = found.kind === 'wx' ? initWx(found.api) : initWw(found.api);
+      sdkReady.catch(() => { sdkReady = null; });
+    }
+    return sdkReady;
+  }
+
+  // ------------------------------------------------------------------ boot
+
+  async function boot() {
+    const gen = ++generation;
+    const stale = () => gen !== generation;
+    setState('loading');
+    document.getElementById('toast').hidden = true;
+    view.replaceChildren();
+    showStatus('正在连接企业微信……');
+    try {
+      await ensureSdk();
+      const context = await call('getContext');
+      if (stale()) return;
+      const entry = context.entry || 'normal';
+      if (entry === 'group_chat_tools') {
+        const res = await call('getCurExternalChat');
+        if (stale()) return;
+        showStatus('正在读取客户群信息……');
+        const group = await api(cfg.api.group + encodeURIComponent(res.chatId));
+        if (stale()) return;
+        renderGroup(group);
+      } else if (SINGLE_ENTRIES.includes(entry)) {
+        const res = await call('getCurExternalContact');
+        if (stale()) return;
+        showStatus('正在读取客户资料……');
+        const data = await api(cfg.api.contact + encodeURIComponent(res.userId));
+        if (stale()) return;
+        renderContact(data, res.userId, entry);
+      } else {
+        throw new ApiError(0, '请在与客户的单聊或客户群的聊天工具栏中打开客户助手。', '当前入口：' + entry);
+      }
+      statusBox.hidden = true;
+      setState('ready');
+    } catch (err) {
+      if (!stale()) showError(err instanceof ApiError ? err : new ApiError(0, '页面出错了，请刷新重试。', String(err)));
+    }
+  }
+
+  // ------------------------------------------------------------------ the customer
+
+  function renderContact(data, externalUserid, entry) {
+    const p = data.profile;
+    const viewer = data.viewer || {};
+    const tags = (p.tags || []).map((t) => ({ id: null, group: t.group, name: t.name, source: t.source }));
+    view.replaceChildren();
+    append(view,
+      profileCard(p, viewer),
+      statsCard(p.totals || {}),
+      tagsCard(externalUserid, tags),
+      scriptsCard(cfg.api.contact + encodeURIComponent(externalUserid) + '/scripts', { external_userid: externalUserid }),
+      ordersCard(p.orders || [], (p.totals || {}).order_count || 0),
+      guidesCard(p.guides || [], viewer.userid));
+  }
+
+  function profileCard(p, viewer) {
+    const section = el('section', 'card hero');
+    const mine = (p.guides || []).find((g) => g.userid === viewer.userid) || (p.guides || [])[0];
+    const phone = (p.identities || []).find((i) => i.kind === 'phone');
+    const top = el('div', 'hero-top');
+    const who = el('div', 'hero-who');
+    const nameRow = append(el('div', 'hero-name-row'), el('h1', 'hero-name', p.name || '未命名客户'));
+    if (p.gender === 1 || p.gender === 2) nameRow.appendChild(el('span', 'gender g' + p.gender, p.gender === 1 ? '♂' : '♀'));
+    if (p.stage && STAGES[p.stage]) nameRow.appendChild(badge(STAGES[p.stage][0], 'stage ' + STAGES[p.stage][1]));
+    who.appendChild(nameRow);
+    if (mine && mine.remark) who.appendChild(el('p', 'hero-remark', '备注：' + mine.remark));
+    const meta = el('p', 'hero-meta');
+    meta.appendChild(el('span', 'phone', phone ? phone.value : '未留手机号'));
+    if (phone && !viewer.sees_full_phone) meta.appendChild(el('span', 'muted', ' · 已脱敏'));
+    who.appendChild(meta);
+    append(top, avatar(p.name, p.avatar, 'avatar-lg'), who);
+    section.appendChild(top);
+
+    const hasPoints = p.points !== null && p.points !== undefined;
+    if (p.tier || hasPoints) {
+      const member = el('div', 'member');
+      append(member,
+        append(el('div', 'member-tier'), el('span', 'member-label', '会员等级'), el('strong', 'member-value', p.tier || '会员')),
+        append(el('div', 'member-points'), el('span', 'member-label', '积分'),
+          el('strong', 'member-value', hasPoints ? Number(p.points).toLocaleString('zh-CN') : '—')));
+      if (p.next_tier && p.next_tier_gap) {
+        member.appendChild(el('p', 'member-next', '再消费 ' + money(p.next_tier_gap) + ' 升级' + p.next_tier));
+      }
+      section.appendChild(member);
+    } else {
+      section.appendChild(el('p', 'member-none', '尚未注册会员'));
+    }
+    if ((p.channels || []).length) {
+      const channels = el('div', 'hero-channels');
+      channels.appendChild(el('span', 'muted', '购买渠道'));
+      for (const c of p.channels) channels.appendChild(channelBadge(c));
+      section.appendChild(channels);
+    }
+    return section;
+  }
+
+  function channelBadge(channel) {
+    const known = CHANNELS[channel] || [channel, 'ch-other'];
+    return badge(known[0], 'channel ' + known[1]);
+  }
+
+  function statsCard(totals) {
+    const section = el('section', 'stats');
+    const items = [
+      ['累计消费', money(totals.spend)], ['订单数', String(totals.order_count || 0)], ['客单价', money(totals.average_order)],
+    ];
+    for (const [label, value] of items) {
+      append(section, append(el('div', 'stat'), el('strong', 'stat-value', value), el('span', 'stat-label', label)));
+    }
+    if (totals.last_purchase_at) {
+      section.appendChild(el('p', 'stats-foot', '最近购买 ' + day(totals.last_purchase_at) + '（' + daysAgo(totals.last_purchase_at) + '）'));
+    } else {
+      section.appendChild(el('p', 'stats-foot', '暂无购买记录'));
+    }
+    return section;
+  }
+
+  // ------------------------------------------------------------------ tags
+
+  function tagsCard(externalUserid, initial) {
+    const toggle = el('button', 'link-btn', '编辑');
+    toggle.type = 'button';
+    const section = card('客户标签', toggle);
+    section.id = 'tags';
+    const current = el('div', 'chips');
+    const editor = el('div', 'tag-editor');
+    editor.hidden = true;
+    const error = el('p', 'inline-error');
+    error.hidden = true;
+    append(section, current, error, editor);
+    let tags = initial;
+
+    const key = (t) => t.group + '\u0000' + t.name;
+    function renderCurrent() {
+      current.replaceChildren();
+      if (!tags.length) current.appendChild(el('span', 'muted', '暂无标签，点「编辑」添加'));
+      for (const t of tags) {
+        const chip = el('span', 'chip' + (t.source === 'rule' ? ' chip-rule' : ''), t.name);
+        chip.title = t.group;
+        if (TAG_SOURCE[t.source]) chip.appendChild(el('small', 'chip-src', TAG_SOURCE[t.source]));
+        current.appendChild(chip);
+      }
+    }
+
+    function renderEditor() {
+      editor.replaceChildren();
+      const have = new Set(tags.map(key));
+      for (const group of tagLibrary.groups) {
+        const row = el('div', 'tag-group');
+        row.appendChild(el('p', 'tag-group-name', group.name));
+        const chips = el('div', 'chips');
+        for (const t of group.tags) {
+          const on = have.has(group.name + '\u0000' + t.name);
+          const chip = el('button', 'chip chip-pick' + (on ? ' on' : ''), t.name);
+          chip.type = 'button';
+          chip.dataset.tagId = String(t.id);
+          chip.setAttribute('aria-pressed', on ? 'true' : 'false');
+          if (t.by_rule) {
+            chip.disabled = true;
+            chip.title = '由规则自动维护，不能手动修改';
+          }
+          chip.addEventListener('click', () => change(chip, t.id, !on));
+          chips.appendChild(chip);
+        }
+        append(editor, append(row, chips));
+      }
+    }
+
+    async function change(chip, tagId, add) {
+      if (chip.classList.contains('busy')) return;
+      chip.classList.add('busy');
+      error.hidden = true;
+      try {
+        const body = add ? { add: [tagId], remove: [] } : { add: [], remove: [tagId] };
+        const res = await api(cfg.api.contact + encodeURIComponent(externalUserid) + '/tags', body);
+        tags = res.tags;
+        renderCurrent();
+        renderEditor();
+        toast(add ? '已添加标签' : '已移除标签');
+      } catch (err) {
+        chip.classList.remove('busy');
+        error.textContent = err.message + (err.status === 401 ? ' ' + err.hint : '');
+        error.hidden = false;
+        toast(err.status === 403 ? '没有权限修改该客户的标签' : '标签未修改', 'error');
+      }
+    }
+
+    toggle.addEventListener('click', async () => {
+      if (!editor.hidden) {
+        editor.hidden = true;
+        toggle.textContent = '编辑';
+        return;
+      }
+      toggle.disabled = true;
+      try {
+        if (!tagLibrary) tagLibrary = await api(cfg.api.tags);
+        renderEditor();
+        editor.hidden = false;
+        toggle.textContent = '完成';
+      } catch (err) {
+        error.textContent = err.message + (err.hint ? ' ' + err.hint : '');
+        error.hidden = false;
+      } finally {
+        toggle.disabled = false;
+      }
+    });
+    renderCurrent();
+    return section;
+  }
+
+  // ------------------------------------------------------------------ talk scripts
+
+  /** Ranked scripts from ``listUrl`` (?q= searches); sending records the send against ``target``. */
+  function scriptsCard(listUrl, target) {
+    const section = card('推荐话术');
+    section.id = 'scripts';
+    section.hidden = true;
+    const search = document.createElement('input');
+    search.type = 'search';
+    search.className = 'search';
+    search.placeholder = '搜索话术，如「复购」「新客」';
+    search.setAttribute('aria-label', '搜索话术');
+    const list = el('div', 'scripts');
+    const empty = el('p', 'muted empty', '没有匹配的话术');
+    empty.hidden = true;
+    append(section, search, list, empty);
+    let seq = 0;
+    let timer = 0;
+
+    async function load(q) {
+      const mine = ++seq;
+      try {
+        const data = await api(listUrl + '?q=' + encodeURIComponent(q || ''));
+        if (mine !== seq) return;
+        section.hidden = false;
+        list.replaceChildren();
+        const scripts = (data && data.scripts) || [];
+        empty.hidden = scripts.length > 0;
+        for (const s of scripts) list.appendChild(scriptItem(s, target));
+      } catch (err) {
+        if (mine !== seq) return;
+        if (err.status === 404) { section.hidden = true; return; } // not deployed (yet)
+        section.hidden = false;
+        list.replaceChildren(el('p', 'inline-error', err.message));
+      }
+    }
+
+    search.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => load(search.value.trim()), 250);
+    });
+    load('');
+    return section;
+  }
+
+  function scriptItem(s, target) {
+    const item = el('article', 'script' + (s.matched ? ' matched' : ''));
+    item.dataset.scriptId = String(s.id);
+    const head = el('div', 'script-head');
+    head.appendChild(el('h3', 'script-title', s.title));
+    if (s.category) head.appendChild(badge(s.category, 'cat'));
+    if (s.matched) head.appendChild(badge('推荐', 'hot'));
+    item.appendChild(head);
+    if (s.text) item.appendChild(el('p', 'script-text', s.text));
+    const att = s.attachment;
+    if (att && ATTACHMENT[att.type]) {
+      item.appendChild(el('p', 'script-att att-' + att.type, ATTACHMENT[att.type] + (att.title ? '：' + att.title : '')));
+    }
+    const send = el('button', 'btn btn-send', '发送');
+    send.type = 'button';
+    send.addEventListener('click', () => sendScript(s, send, target));
+    item.appendChild(send);
+    return item;
+  }
+
+  function attachmentMessage(att, title) {
+    if (!att) return null;
+    const img = att.imgUrl || att.img_url || att.image_url || att.pic_url || '';
+    if (att.type === 'link') {
+      return { msgtype: 'news', news: { link: att.link || att.url || '', title: att.title || title,
+        desc: att.desc || att.description || '', imgUrl: img } };
+    }
+    if (att.type === 'image') {
+      const mediaid = att.media_id || att.mediaid || '';  // sendChatMessage needs a temporary media id
+      return mediaid ? { msgtype: 'image', image: { mediaid: mediaid } } : null;
+    }
+    if (att.type === 'miniprogram') {
+      return { msgtype: 'miniprogram', miniprogram: { appid: att.appid || '', title: att.title || title,
+        imgUrl: img, page: att.page || '' } };
+    }
+    return null;
+  }
+
+  async function sendScript(s, button, target) {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.textContent = '发送中…';
+    try {
+      const messages = [];
+      if (s.text) messages.push({ msgtype: 'text', text: { content: s.text } });
+      const extra = attachmentMessage(s.attachment, s.title);
+      if (extra) messages.push(extra);
+      const imageSkipped = !extra && s.attachment && s.attachment.type === 'image';
+      if (!messages.length) throw new ApiError(0, '这条话术没有可发送的内容。');
+      await ensureSdk();
+      for (const message of messages) await call('sendChatMessage', message);
+      button.textContent = '已发送';
+      button.classList.add('done');
+      if (imageSkipped) toast('图片尚未上传为企业微信素材，本次只发送了文字', 'error');
+      api(cfg.api.scripts + '/' + encodeURIComponent(s.id) + '/sent', target).catch(() => {});
+    } catch (err) {
+      button.textContent = '发送';
+      toast(err.message || '发送失败', 'error');
+    } finally {
+      button.disabled = false;
+      setTimeout(() => { button.textContent = '发送'; button.classList.remove('done'); }, 2500);
+    }
+  }
+
+  // ------------------------------------------------------------------ orders and guides
+
+  function ordersCard(orders, total) {
+    const section = card('最近订单', el('span', 'muted', '共 ' + total + ' 单'));
+    section.id = 'orders';
+    if (!orders.length) {
+      section.appendChild(el('p', 'muted empty', '暂无订单'));
+      return section;
+    }
+    const list = el('ul', 'orders');
+    for (const o of orders) {
+      const row = el('li', 'order' + (o.status === 'refunded' || o.status === 'cancelled' ? ' order-void' : ''));
+      const head = el('div', 'order-head');
+      append(head, channelBadge(o.channel), el('span', 'order-date', day(o.ordered_at)),
+        el('span', 'order-status st-' + o.status, ORDER_STATUS[o.status] || o.status), el('strong', 'order-amount', money(o.paid)));
+      row.appendChild(head);
+      const names = (o.items || []).map((i) => i.name + (i.quantity > 1 ? ' ×' + i.quantity : ''));
+      if (names.length) row.appendChild(el('p', 'order-items', names.join('、')));
+      const foot = [];
+      if (o.store) foot.push(o.store);
+      if (Number(o.refunded) > 0) foot.push('退款 ' + money(o.refunded));
+      if (foot.length) row.appendChild(el('p', 'order-foot', foot.join(' · ')));
+      list.appendChild(row);
+    }
+    section.appendChild(list);
+    return section;
+  }
+
+  function guidesCard(guides, me) {
+    const section = card('跟进导购', el('span', 'muted', guides.length + ' 人'));
+    section.id = 'guides';
+    const list = el('ul', 'people');
+    for (const g of guides) {
+      const row = el('li', 'person');
+      const who = el('div', 'person-who');
+      const name = el('p', 'person-name', g.name || g.userid);
+      if (g.userid === me) name.appendChild(badge('我', 'me'));
+      append(who, name, el('p', 'person-sub', [g.store, g.added_at ? '添加于 ' + day(g.added_at) : ''].filter(Boolean).join(' · ')));
+      append(row, avatar(g.name, '', 'avatar-sm'), who,
+        badge(FOLLOW_STATUS[g.status] || g.status, 'follow f-' + g.status));
+      list.appendChild(row);
+    }
+    if (!guides.length) section.appendChild(el('p', 'muted empty', '暂无跟进导购'));
+    section.appendChild(list);
+    return section;
+  }
+
+  // ------------------------------------------------------------------ the group
+
+  function renderGroup(g) {
+    view.replaceChildren();
+    const hero = el('section', 'card hero');
+    const top = el('div', 'hero-top');
+    const who = el('div', 'hero-who');
+    const nameRow = append(el('div', 'hero-name-row'), el('h1', 'hero-name', g.name || '未命名客户群'));
+    if (g.status === 'dismissed') nameRow.appendChild(badge('已解散', 'stage stage-lost'));
+    who.appendChild(nameRow);
+    const owner = g.owner || {};
+    who.appendChild(el('p', 'hero-remark', '群主：' + (owner.name || owner.userid || '未知') + (owner.store ? ' · ' + owner.store : '')));
+    append(top, el('div', 'avatar avatar-lg avatar-group', '群'), who);
+    hero.appendChild(top);
+    if (g.notice) hero.appendChild(el('p', 'notice', '群公告：' + g.notice));
+    view.appendChild(hero);
+
+    const stats = el('section', 'stats stats-4');
+    for (const [label, value] of [['群成员', g.member_count], ['客户', g.customer_count], ['已识别', g.known_customer_count], ['员工', g.staff_count]]) {
+      append(stats, append(el('div', 'stat'), el('strong', 'stat-value', String(value || 0)), el('span', 'stat-label', label)));
+    }
+    const rate = g.customer_count ? Math.round((g.known_customer_count / g.customer_count) * 100) : 0;
+    const bar = el('div', 'meter');
+    const fill = el('span', 'meter-fill');
+    fill.style.width = rate + '%';
+    bar.appendChild(fill);
+    append(stats, el('p', 'stats-foot', '客户识别率 ' + rate + '%（已关联到客户档案）'), bar);
+    view.appendChild(stats);
+
+    const joins = card('最近入群', el('span', 'muted', '最近 ' + (g.recent_joins || []).length + ' 人'));
+    joins.id = 'recent-joins';
+    const list = el('ul', 'people');
+    for (const m of g.recent_joins || []) {
+      const row = el('li', 'person');
+      const who2 = el('div', 'person-who');
+      append(who2, el('p', 'person-name', m.name || m.userid),
+        el('p', 'person-sub', m.join_time ? day(m.join_time) + ' 入群' : '入群时间未知'));
+      const kind = m.type === 'staff' ? badge('员工', 'follow f-staff')
+        : badge(m.known ? '已识别客户' : '未识别', 'follow ' + (m.known ? 'f-active' : 'f-unknown'));
+      append(row, avatar(m.name, '', 'avatar-sm'), who2, kind);
+      list.appendChild(row);
+    }
+    if (!(g.recent_joins || []).length) joins.appendChild(el('p', 'muted empty', '暂无成员'));
+    joins.appendChild(list);
+    append(view, scriptsCard(cfg.api.scripts, { chat_id: g.chat_id }), joins);
+  }
+
+  window.addEventListener('sidebar:context', () => boot());
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();
