@@ -178,17 +178,17 @@ async def test_sidebar_profile_tags_group_and_escaping(demo: tuple[Demo, str, st
     log = (await _sim_state(page, base))["mark_tag_log"]
     assert log[-1]["remove_tag"] == [wecom_id]
 
-    # Talk scripts, where the endpoint is deployed: listed, and one tap sends the filled text.
+    # Talk scripts: ranked for this customer, and one tap sends the filled text into the chat.
     scripts = await page.request.get(f"{base}/sidebar/api/contact/{tricky}/scripts?q=")
-    if scripts.status != 404 and (await scripts.json()).get("scripts"):
-        first = (await scripts.json())["scripts"][0]
-        await page.locator("#scripts .script").first.wait_for()
-        await page.locator("#scripts .btn-send").first.click()
-        await page.get_by_text("已发送到聊天").wait_for()
-        sent = await page.evaluate("window.__bridgeCalls.filter(c => c.api === 'sendChatMessage')")
-        assert sent[0]["params"] == {"msgtype": "text", "text": {"content": first["text"]}}
-    else:
-        assert await page.locator("#scripts").is_hidden()
+    assert scripts.status == 200
+    listed = (await scripts.json())["scripts"]
+    index, first = next((i, s) for i, s in enumerate(listed) if s["attachment"] is None)
+    await page.locator("#scripts .script").first.wait_for()
+    await page.locator("#scripts .btn-send").nth(index).click()
+    await page.get_by_text("已发送到聊天").wait_for()
+    sent = await page.evaluate("window.__bridgeCalls.filter(c => c.api === 'sendChatMessage')")
+    assert sent[-1]["params"] == {"msgtype": "text", "text": {"content": first["text"]}}
+    assert "{" not in first["text"]  # every variable filled
 
     # The group chat toolbar.
     await _reload_context(page, page.locator("#demo-bar button[data-entry=group_chat_tools]").click())
