@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from html import escape
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -13,16 +14,15 @@ from bot.status import BotStatus, bot_status
 from scrm import keys
 
 routes = web.RouteTableDef()
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 _STATUS_LABEL = {"pending": "待处理", "processing": "处理中", "done": "已完成", "ignored": "已忽略", "parked": "已搁置"}
 
 
-def _time(value: dt.datetime) -> str:
-    return value.astimezone(CHINA).strftime("%m-%d %H:%M:%S")
+def _time(value: dt.datetime, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).strftime("%m-%d %H:%M:%S")
 
 
-def _rows(status: BotStatus, parked: bool) -> str:
+def _rows(status: BotStatus, parked: bool, tz: ZoneInfo) -> str:
     rows = status.parked if parked else status.recent
     if not rows:
         return '<tr><td colspan="6" class="empty">暂无</td></tr>'
@@ -33,14 +33,14 @@ def _rows(status: BotStatus, parked: bool) -> str:
             if parked else escape(_STATUS_LABEL.get(r.status, r.status))
         )
         out.append(
-            f"<tr><td>{r.id}</td><td>{_time(r.received_at)}</td><td>{escape(r.kind)}</td>"
+            f"<tr><td>{r.id}</td><td>{_time(r.received_at, tz)}</td><td>{escape(r.kind)}</td>"
             f"<td>{r.attempts}{f' (+{r.duplicates} 重复)' if r.duplicates else ''}</td>"
             f"<td class=err>{escape(r.last_error[:200])}</td><td>{action}</td></tr>"
         )
     return "\n".join(out)
 
 
-def render_status(status: BotStatus) -> str:
+def render_status(status: BotStatus, tz: ZoneInfo) -> str:
     """The status page as HTML (every value escaped)."""
     checks = "\n".join(
         f'<li class="{"ok" if c.ok else "bad"}">{"✔" if c.ok else "✘"} {escape(c.name)}：{escape(c.detail)}</li>'
@@ -61,10 +61,10 @@ def render_status(status: BotStatus) -> str:
 <p>企业微信 API 地址：<code>{escape(status.api_base)}</code>{sim}</p></section>
 <section><h2>最近的回调</h2><p id="counts">{escape(counts)}</p>
 <table><thead><tr><th>#</th><th>收到时间</th><th>事件</th><th>尝试次数</th><th>错误</th><th>状态</th></tr></thead>
-<tbody id="recent">{_rows(status, parked=False)}</tbody></table></section>
+<tbody id="recent">{_rows(status, parked=False, tz=tz)}</tbody></table></section>
 <section><h2>已搁置的事件</h2><p>多次处理失败的事件会被搁置在这里，修复原因后可重新处理。</p>
 <table><thead><tr><th>#</th><th>收到时间</th><th>事件</th><th>尝试次数</th><th>错误</th><th>操作</th></tr></thead>
-<tbody id="parked">{_rows(status, parked=True)}</tbody></table></section>
+<tbody id="parked">{_rows(status, parked=True, tz=tz)}</tbody></table></section>
 </main></body></html>"""
 
 
@@ -79,7 +79,8 @@ def _jsonable(status: BotStatus) -> dict[str, object]:
 async def status_page(request: web.Request) -> web.Response:
     """The HTML page."""
     status = await bot_status(request.config_dict[keys.SESSIONMAKER], request.config_dict[keys.SETTINGS])
-    return web.Response(text=render_status(status), content_type="text/html")
+    tz = ZoneInfo(request.config_dict[keys.SETTINGS].timezone)
+    return web.Response(text=render_status(status, tz), content_type="text/html")
 
 
 @routes.get("/api/status")

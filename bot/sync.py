@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
-from customers.identity import normalise_phone, resolve_customer
+from customers.identity import normalise_phone, resolve_customer, surviving
 from models import (
     ContactWay,
     Customer,
@@ -66,12 +66,10 @@ async def ensure_staff(ctx: BotContext, userid: str) -> Staff:
 
 async def find_customer_by_identity(session: AsyncSession, kind: IdentityKind, value: str) -> Customer | None:
     """The (surviving) customer an identity points at."""
-    customer = await session.scalar(
-        select(Customer).join(CustomerIdentity).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+    customer_id = await session.scalar(
+        select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
     )
-    while customer is not None and customer.merged_into_id is not None:
-        customer = await session.get(Customer, customer.merged_into_id)
-    return customer
+    return None if customer_id is None else await surviving(session, customer_id)
 
 
 async def upsert_customer(ctx: BotContext, session: AsyncSession, contact: ExternalContact) -> Customer:

@@ -12,16 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import inbox
 from bot.context import BotContext
-from bot.events import parse_event
+from bot.events import Event, parse_event
 from bot.router import Router
 from models import CallbackEvent, InboxStatus
 
 _LOGGER = logging.getLogger(__name__)
 
 
-def _partition(row: CallbackEvent) -> str:
+def _partition(row: CallbackEvent, event: Event) -> str:
     # Events about the same customer, group or member run in order; others run side by side.
-    event = parse_event(row.plaintext)
     member = event.from_user if event.from_user != "sys" else ""
     return getattr(event, "external_user_id", "") or getattr(event, "chat_id", "") or member or f"#{row.id}"
 
@@ -90,21 +89,22 @@ class InboxWorker:
     async def run_once(self) -> int:
         """Claim and process one batch of due events; returns how many were claimed."""
         rows = await inbox.claim_due(self._maker, self._clock(), self._lease, self._batch)
-        groups: dict[str, list[CallbackEvent]] = {}
+        groups: dict[str, list[tuple[CallbackEvent, Event]]] = {}
         for row in rows:
-            groups.setdefault(_partition(row), []).append(row)
+            event = parse_event(row.plaintext)
+            groups.setdefault(_partition(row, event), []).append((row, event))
         await asyncio.gather(*(self._process_in_order(group) for group in groups.values()))
         return len(rows)
 
-    async def _process_in_order(self, rows: list[CallbackEvent]) -> None:
-        for row in rows:
-            await self.process(row)
+    async def _process_in_order(self, rows: list[tuple[CallbackEvent, Event]]) -> None:
+        for row, event in rows:
+            await self.process(row, event)
 
-    async def process(self, row: CallbackEvent) -> InboxStatus:
+    async def process(self, row: CallbackEvent, event: Event) -> InboxStatus:
         """Run one claimed event; record DONE / IGNORED, or the failure."""
         ctx = replace(self._context, event_id=row.id, attempt=row.attempts)
         try:
-            handled = await self._router.dispatch(ctx, parse_event(row.plaintext))
+            handled = await self._router.dispatch(ctx, event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

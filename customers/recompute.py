@@ -59,7 +59,9 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from customers.rules import RuleError, parse
-from customers.rulesql import COUNTED, added_at, counted, customers, orders, purchase_time, stats, where_clause
+from customers.rulesql import (
+    COUNTED, added_at, counted, customers, orders, purchase_time, stats, ts_literal, where_clause,
+)
 from models import (
     CustomerTag,
     FollowRelation,
@@ -72,7 +74,6 @@ from models import (
     TagRule,
     TagSource,
 )
-from models.base import UTCDateTime
 from scrm.settings import Settings
 from wecom.errors import WeComError, WeComUnavailable
 from wecom.gateway import WeComGateway
@@ -160,10 +161,6 @@ class TagChange:
     remove: list[str] = field(default_factory=list)
 
 
-def _ts(value: dt.datetime) -> Any:
-    return literal(value, UTCDateTime())
-
-
 def _noop(stage: str, done: int, total: int) -> None:
     pass
 
@@ -181,9 +178,9 @@ class _Cutoffs:
     """The lifecycle thresholds as timestamps before ``now``."""
 
     def __init__(self, now: dt.datetime, settings: Settings) -> None:
-        self.new = _ts(now - dt.timedelta(days=settings.stage_new_days))
-        self.active = _ts(now - dt.timedelta(days=settings.stage_active_days))
-        self.silent = _ts(now - dt.timedelta(days=settings.stage_silent_days))
+        self.new = ts_literal(now - dt.timedelta(days=settings.stage_new_days))
+        self.active = ts_literal(now - dt.timedelta(days=settings.stage_active_days))
+        self.silent = ts_literal(now - dt.timedelta(days=settings.stage_silent_days))
 
 
 def _buyers_select(
@@ -234,7 +231,7 @@ def _buyers_select(
         select(
             agg.c.customer_id, agg.c.n, agg.c.spend, agg.c.spend // agg.c.n, agg.c.first, agg.c.last,
             score(agg.c.last), score(agg.c.n), score(agg.c.spend), stage, func.coalesce(agg.c.channels, ""),
-            _ts(now),
+            ts_literal(now),
         )
         .select_from(agg.join(customers, customers.c.id == agg.c.customer_id))
         .where(customers.c.merged_into_id.is_(None))
@@ -256,7 +253,7 @@ def _non_buyers_select(
     )
     zero = literal(0)
     query = select(
-        customers.c.id, zero, zero, zero, null(), null(), zero, zero, zero, stage, literal(""), _ts(now)
+        customers.c.id, zero, zero, zero, null(), null(), zero, zero, zero, stage, literal(""), ts_literal(now)
     ).where(
         customers.c.merged_into_id.is_(None),
         ~exists().where(stats.c.customer_id == customers.c.id),
@@ -433,7 +430,7 @@ async def _apply_rule(
     clause, source = where_clause(parsed, now=now)
     held = _ct.alias("held")
     newly = (
-        select(customers.c.id, literal(tag.id, BigInteger), literal(TagSource.RULE.value), null(), _ts(now))
+        select(customers.c.id, literal(tag.id, BigInteger), literal(TagSource.RULE.value), null(), ts_literal(now))
         .select_from(source)
         .where(clause, ~exists().where(held.c.customer_id == customers.c.id, held.c.tag_id == tag.id))
     )

@@ -93,7 +93,8 @@ def counted(table: FromClause = orders) -> ColumnElement[bool]:
     return table.c.status.in_([s.value for s in COUNTED])
 
 
-def _ts(value: dt.datetime) -> ColumnElement[dt.datetime]:
+def ts_literal(value: dt.datetime) -> ColumnElement[dt.datetime]:
+    """A timestamp bound with our UTC type, so SQLite compares it in the stored text format."""
     return literal(value, UTCDateTime())
 
 
@@ -117,7 +118,7 @@ def _compare(column: ColumnElement[object], op: Op, value: object) -> ColumnElem
 def days_since(moment: ColumnElement[dt.datetime], op: Op, days: int, now: dt.datetime) -> ColumnElement[bool]:
     """``floor((now - moment) / 1 day) op days`` as timestamp comparisons (false when moment is NULL)."""
     def at(n: int) -> ColumnElement[dt.datetime]:
-        return _ts(now - n * DAY)  # the cutoff "n days before now"
+        return ts_literal(now - n * DAY)  # the cutoff "n days before now"
 
     exactly = and_(moment > at(days + 1), moment <= at(days))
     match op:
@@ -140,7 +141,7 @@ def days_between(
     moment: ColumnElement[dt.datetime], low: int, high: int, now: dt.datetime
 ) -> ColumnElement[bool]:
     """``low <= days since moment <= high``."""
-    return and_(moment.is_not(None), moment > _ts(now - (high + 1) * DAY), moment <= _ts(now - low * DAY))
+    return and_(moment.is_not(None), moment > ts_literal(now - (high + 1) * DAY), moment <= ts_literal(now - low * DAY))
 
 
 class _Compiler:
@@ -278,7 +279,7 @@ class _Compiler:
         if purchase.category is not None:
             conds.append(items.c.category == purchase.category)
         if purchase.within_days is not None:
-            conds.append(purchase_time() >= _ts(self.now - purchase.within_days * DAY))
+            conds.append(purchase_time() >= ts_literal(self.now - purchase.within_days * DAY))
         query = select(orders.c.customer_id).join(items, items.c.order_id == orders.c.id).where(*conds)
         if having is not None:
             query = query.group_by(orders.c.customer_id).having(having)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, func
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -45,10 +45,7 @@ intpk = Annotated[int, mapped_column(BigIntPK, primary_key=True, autoincrement=T
 str32 = Annotated[str, mapped_column(String(32))]
 str64 = Annotated[str, mapped_column(String(64))]
 str128 = Annotated[str, mapped_column(String(128))]
-str255 = Annotated[str, mapped_column(String(255))]
-utc = Annotated[dt.datetime, mapped_column(UTCDateTime())]
 created = Annotated[dt.datetime, mapped_column(UTCDateTime(), server_default=func.now())]
-jsondict = Annotated[dict[str, Any], mapped_column(JSON, default=dict)]
 
 
 def utcnow() -> dt.datetime:

@@ -62,7 +62,6 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # Per-channel webhook secrets (SCRM_CHANNEL_SECRET_TMALL=... -> {"tmall": ...}).
     channel_secrets: Mapping[str, str] = field(default_factory=dict)
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def callback_url(self) -> str:

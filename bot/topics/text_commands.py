@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 
@@ -21,7 +22,6 @@ HELP: Final = (
     "今日 —— 今天新增和流失的客户数"
 )
 MAX_RESULTS: Final = 10
-CHINA: Final = dt.timezone(dt.timedelta(hours=8))
 
 Command = Callable[[BotContext, Staff, str], Awaitable[str]]
 
@@ -55,7 +55,7 @@ async def cmd_find_customer(ctx: BotContext, staff: Staff, arg: str) -> str:
     lines = [f"找到 {min(len(rows), MAX_RESULTS)} 位客户{'（仅显示前 10 位）' if len(rows) > MAX_RESULTS else ''}："]
     for name, remark, status, added in rows[:MAX_RESULTS]:
         label = f"{remark}（{name}）" if remark and remark != name else (name or remark or "未命名")
-        since = added.astimezone(CHINA).strftime("%Y-%m-%d") if added else "—"
+        since = added.astimezone(ZoneInfo(ctx.settings.timezone)).strftime("%Y-%m-%d") if added else "—"
         state = "" if status is FollowStatus.ACTIVE else f" [{_STATUS_LABEL.get(status, status.value)}]"
         lines.append(f"· {label}，添加于 {since}{state}")
     return "\n".join(lines)
@@ -70,8 +70,8 @@ _STATUS_LABEL: Final = {
 
 
 async def cmd_today(ctx: BotContext, staff: Staff, arg: str) -> str:
-    """Today's (China time) added and lost customers for this guide."""
-    now = ctx.clock().astimezone(CHINA)
+    """Today's (in the brand's time zone) added and lost customers for this guide."""
+    now = ctx.clock().astimezone(ZoneInfo(ctx.settings.timezone))
     start = now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
     async with ctx.maker() as session:
         added = await session.scalar(
