@@ -26,9 +26,6 @@ PATH = "/channels/{}/orders"
 async def hook(settings: Settings, clock: Any, maker: Any, aiohttp_client: Any) -> TestClient:
     app = create_app(settings.with_(channel_secrets={"jd": SECRET, "pos": SECRET, "miniapp": SECRET}), clock=clock,
                      run_worker=False)
-    if not any(r.resource is not None and r.resource.canonical == PATH.format("{channel}")
-               for r in app.router.routes()):
-        app.add_routes(webhook.routes)  # until scrm/app.py wires the routes itself
     return await aiohttp_client(app)
 
 

@@ -184,7 +184,7 @@ async def test_who_sees_which_customer(client: TestClient, brand: Brand, maker: 
         data = await resp.json()
         assert resp.status == status, (userid, external_userid, data)
         if status == 403:
-            assert data["error"] == "forbidden" and "查看" in data["message"] or "登记" in data["message"]
+            assert data["error"] == "forbidden" and ("查看" in data["message"] or "登记" in data["message"])
     viewed = await _audits(maker, "profile_viewed")
     denied = await _audits(maker, "profile_view_denied")
     assert viewed == [(u, e) for u, e, s in cases if s == 200]
