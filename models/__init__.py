@@ -7,7 +7,9 @@ from models.customer import Customer, CustomerIdentity, IdentityKind
 from models.follow import FollowRelation, FollowStatus
 from models.group import CustomerGroup, GroupMember, GroupStatus
 from models.inbox import CallbackEvent, InboxStatus
+from models.media import MediaAsset
 from models.merge import CustomerMerge
+from models.note import CustomerNote
 from models.order import Order, OrderItem, OrderStatus
 from models.org import Region, Staff, StaffRole, Store
 from models.profile import CustomerStats, LifecycleStage, Membership
@@ -16,7 +18,7 @@ from models.segment import Segment, TagRule
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
-    "CustomerMerge", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
+    "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
     "ScriptCategory", "ScriptSend", "Segment", "TagRule", "TalkScript",
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",

@@ -10,6 +10,7 @@ from aiohttp import web
 from bot import status_page
 from customers import admin_handlers as customer_admin
 from customers import profile_handlers
+from media import handlers as media_admin
 from sidebar import scripts_admin
 from scrm import keys
 
@@ -58,4 +59,5 @@ def create_admin_app() -> web.Application:
     admin.add_routes(profile_handlers.routes)
     admin.add_routes(customer_admin.routes)
     admin.add_routes(scripts_admin.routes)
+    admin.add_routes(media_admin.routes)
     return admin

@@ -22,7 +22,7 @@ from scrm.app import create_app
 from scrm.demo_orders import demo_orders
 from scrm.progress import ProgressBar
 from scrm.settings import Settings
-from sidebar.scripts import seed_demo_scripts
+from sidebar.scripts_demo import seed_demo_scripts
 from wecom.crypto import CallbackCrypto
 from wecom.simulator import demo_data
 from wecom.simulator.api import create_simulator_app

@@ -13,6 +13,7 @@ from bot.context import BotContext
 from customers.profile import Profile, load_profile
 from models import Customer, FollowRelation, FollowStatus, IdentityKind, Staff
 from sidebar.errors import AccessDenied, NotFound, UpstreamError
+from sidebar.notes import list_notes
 from sidebar.permissions import LIVE_FOLLOW, Viewer, audit, check_customer_access, load_viewer
 from wecom.errors import WeComError
 from wecom.types import ExternalContact, FollowUser
@@ -34,26 +35,28 @@ async def view_contact(ctx: BotContext, userid: str, external_userid: str) -> di
     fetched = customer is None
     customer_id = customer.id if customer else await fetch_customer(ctx, external_userid, actor=userid)
     try:
-        profile = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
+        profile, notes = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
     except AccessDenied as exc:
         if fetched or not await _refreshed_as_follower(ctx, viewer, customer_id, external_userid):
             await _audit_denied(ctx, userid, external_userid, str(customer_id), viewer.role.value, exc.message)
             raise
         # The guide added this customer a moment ago and the callback is not processed yet.
         fetched = True
-        profile = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
-    return {"profile": profile.as_json(), "viewer": viewer.as_json(), "external_userid": external_userid,
+        profile, notes = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
+    return {"profile": profile.as_json(), "notes": notes, "viewer": viewer.as_json(),
+            "external_userid": external_userid,
             "fetched_from_wecom": fetched}
 
 
 async def _audited_profile(ctx: BotContext, viewer: Viewer, customer_id: int, external_userid: str,
-                           fetched: bool) -> Profile:
+                           fetched: bool) -> tuple[Profile, list[dict[str, Any]]]:
     async with ctx.maker.begin() as session:
         await check_customer_access(session, viewer, customer_id)
         profile = await load_profile(session, customer_id, show_phone=viewer.sees_full_phone)
+        notes = await list_notes(session, profile.customer_id, viewer)
         session.add(audit(viewer.userid, "profile_viewed", "customer", str(profile.customer_id), ctx.clock(),
                           external_userid=external_userid, role=viewer.role.value, fetched=fetched))
-    return profile
+    return profile, notes
 
 
 async def _refreshed_as_follower(ctx: BotContext, viewer: Viewer, customer_id: int, external_userid: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from scrm import keys
-from sidebar import contact, group, jssdk, tagging
+from sidebar import contact, group, jssdk, notes, tagging
 from sidebar.context import bot_context
 from sidebar.errors import InvalidRequest
 
@@ -27,6 +27,15 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     response = web.json_response(data, status=status, dumps=_dumps)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _json_body(request: web.Request, example: str) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise InvalidRequest("请求体过大。")
+    try:
+        return json.loads(await request.text())
+    except ValueError:
+        raise InvalidRequest(f"请求体须为 JSON，例如 {example}。") from None
 
 
 @routes.get("/api/jssdk-config")
@@ -49,15 +58,26 @@ async def contact_profile(request: web.Request) -> web.Response:
 @routes.post("/api/contact/{external_userid}/tags")
 async def contact_tags(request: web.Request) -> web.Response:
     """Add/remove tags on the customer: {"add": [tag ids], "remove": [tag ids]}."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidRequest("请求体过大。")
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        raise InvalidRequest('请求体须为 JSON，例如 {"add": [1], "remove": [2]}。') from None
+    body = await _json_body(request, '{"add": [1], "remove": [2]}')
     change = tagging.parse_tag_change(body)
     data = await tagging.change_tags(bot_context(request), request[USERID], request.match_info["external_userid"],
                                      change)
+    return json_response(data)
+
+
+@routes.post("/api/contact/{external_userid}/notes")
+async def add_note(request: web.Request) -> web.Response:
+    """Add a note on the customer: {"body": "..."}; answers the notes as now shown."""
+    text = notes.parse_note(await _json_body(request, '{"body": "…"}'))
+    data = await notes.add_note(bot_context(request), request[USERID], request.match_info["external_userid"], text)
+    return json_response(data, status=201)
+
+
+@routes.delete(r"/api/contact/{external_userid}/notes/{note_id:\d+}")
+async def delete_note(request: web.Request) -> web.Response:
+    """Withdraw one of the viewer's own notes."""
+    data = await notes.delete_note(bot_context(request), request[USERID], request.match_info["external_userid"],
+                                   int(request.match_info["note_id"]))
     return json_response(data)
 
 

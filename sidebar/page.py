@@ -47,6 +47,12 @@ def _asset(name: str) -> str:
     return f"{STATIC_URL}{name}?v={digest}"
 
 
+@cache
+def _bridge() -> tuple[bytes, str]:
+    data = (TEMPLATES / "bridge.js").read_bytes()
+    return data, hashlib.sha1(data).hexdigest()[:10]
+
+
 def script_json(data: Any) -> str:
     """JSON safe inside a <script> element (no '<', '>' or '&' that could close or confuse it)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -87,7 +93,7 @@ def render_sidebar(request: web.Request, name: str, store: str) -> web.Response:
     base = request.path if request.path.endswith("/") else request.path + "/"
     scripts = [] if settings.demo else list(JSSDK_SCRIPTS)
     if settings.demo:
-        scripts.append(_asset("bridge.js"))
+        scripts.append(f"{base}demo/bridge.js?v={_bridge()[1]}")
     scripts.append(_asset("sidebar.js"))
     text = _template("sidebar.html").substitute(
         name=html.escape(name),
@@ -101,6 +107,15 @@ def render_sidebar(request: web.Request, name: str, store: str) -> web.Response:
     response = web.Response(text=text, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@routes.get("/demo/bridge.js")
+async def demo_bridge(request: web.Request) -> web.Response:
+    """Demo only: the stand-in JS-SDK bridge backed by the simulator (production pages use WeCom's SDK)."""
+    if not request.config_dict[keys.SETTINGS].demo:
+        raise NotFound("仅演示模式可用。")
+    return web.Response(body=_bridge()[0], content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": "private, max-age=86400"})
 
 
 @routes.get("/api/demo/contacts")

@@ -25,7 +25,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sync
 from customers.profile import load_profile
@@ -34,6 +34,7 @@ from customers.rulesql import counted, customers, matching_ids, purchase_time
 from models import (
     CustomerGroup,
     IdentityKind,
+    MediaAsset,
     Order,
     OrderItem,
     ScriptCategory,
@@ -153,11 +154,15 @@ def check_attachment(raw: Any) -> dict[str, Any] | None:
                             field="attachment")
     card: dict[str, Any] = {"type": kind}
     if kind == "image":
+        asset_id = raw.get("asset_id")
+        if asset_id is not None and (not isinstance(asset_id, int) or isinstance(asset_id, bool) or asset_id < 1):
+            raise InvalidScript(f"图片 asset_id 须为素材库中的图片编号，实际是 {asset_id!r}", field="attachment")
         media_id = _text(raw.get("media_id"), "attachment", "图片 media_id", limit=256, required=False)
         media_url = _url(raw.get("media_url"), "attachment", "图片地址 media_url", required=False)
-        if not media_id and not media_url:
-            raise InvalidScript("图片附件需要 media_id（临时素材）或 media_url（图片地址）", field="attachment")
-        card |= {k: v for k, v in (("media_id", media_id), ("media_url", media_url)) if v}
+        if not asset_id and not media_id and not media_url:
+            raise InvalidScript("图片附件需要 asset_id（素材库图片，先上传到 /admin/api/media）、media_url（图片地址）"
+                                "或 media_id（临时素材）", field="attachment")
+        card |= {k: v for k, v in (("asset_id", asset_id), ("media_id", media_id), ("media_url", media_url)) if v}
     elif kind == "link":
         card["url"] = _url(raw.get("url"), "attachment", "链接卡片的 url", required=True)
         card["title"] = _text(raw.get("title"), "attachment", "链接卡片的标题 title", limit=TITLE_MAX)
@@ -243,8 +248,14 @@ async def check_draft(session: AsyncSession, raw: Mapping[str, Any]) -> ScriptDr
         condition=await check_condition(session, raw.get("condition")),
         priority=_priority(raw.get("priority")),
         enabled=_enabled(raw.get("enabled")),
-        attachment=check_attachment(raw.get("attachment")),
+        attachment=await _known_asset(session, check_attachment(raw.get("attachment"))),
     )
+
+
+async def _known_asset(session: AsyncSession, card: dict[str, Any] | None) -> dict[str, Any] | None:
+    if card and card.get("asset_id") and await session.get(MediaAsset, card["asset_id"]) is None:
+        raise InvalidScript(f"素材库中没有编号为 {card['asset_id']} 的图片，请先上传", field="attachment")
+    return card
 
 
 # -- categories --------------------------------------------------------------------------------
@@ -323,8 +334,8 @@ def _draft_dict(script: TalkScript, category: str) -> dict[str, Any]:
             "priority": script.priority, "enabled": script.enabled, "attachment": script.attachment}
 
 
-async def _store(session: AsyncSession, draft: ScriptDraft, now: dt.datetime,
-                 script: TalkScript | None = None) -> TalkScript:
+async def store_draft(session: AsyncSession, draft: ScriptDraft, now: dt.datetime,
+                      script: TalkScript | None = None) -> TalkScript:
     category = await ensure_category(session, draft.category)
     if script is None:
         script = TalkScript(created_at=now)
@@ -339,7 +350,7 @@ async def _store(session: AsyncSession, draft: ScriptDraft, now: dt.datetime,
 async def create_script(session: AsyncSession, raw: Mapping[str, Any], *, now: dt.datetime) -> dict[str, Any]:
     """Validate and store a new script (its category is created if new)."""
     draft = await check_draft(session, raw)
-    return script_dict(await _store(session, draft, now), draft.category)
+    return script_dict(await store_draft(session, draft, now), draft.category)
 
 
 async def _script_and_category(session: AsyncSession, script_id: int) -> tuple[TalkScript, str]:
@@ -364,7 +375,7 @@ async def update_script(session: AsyncSession, script_id: int, changes: Mapping[
     if "category_id" in changes and "category" not in changes:
         raw.pop("category")
     draft = await check_draft(session, raw)
-    return script_dict(await _store(session, draft, now, script), draft.category)
+    return script_dict(await store_draft(session, draft, now, script), draft.category)
 
 
 async def delete_script(session: AsyncSession, script_id: int) -> None:
@@ -694,7 +705,7 @@ async def import_scripts(session: AsyncSession, rows: Sequence[Mapping[str, Any]
         existing = await session.scalar(
             select(TalkScript).join(ScriptCategory, ScriptCategory.id == TalkScript.category_id)
             .where(ScriptCategory.name == draft.category, TalkScript.title == draft.title).limit(1))
-        await _store(session, draft, now, existing)
+        await store_draft(session, draft, now, existing)
         created, updated = (created, updated + 1) if existing else (created + 1, updated)
     return {"total": len(rows), "created": created, "updated": updated, "errors": errors}
 
@@ -721,76 +732,11 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\ufeff" + out.getvalue()
 
 
-# -- demo data ---------------------------------------------------------------------------------
-
-_MINIAPP: Final = "wx0000000000demo0"  # placeholder appid: replace with the brand's linked mini-program
-DEMO_CATEGORIES: Final = (("复购提醒", 60), ("唤醒关怀", 50), ("会员升级", 40), ("新客欢迎", 30), ("活动邀约", 20),
-                          ("日常问候", 10))
-DEMO_SCRIPTS: Final[tuple[dict[str, Any], ...]] = (
-    {"category": "复购提醒", "title": "奶粉快喝完了吧", "priority": 90,
-     "condition": "days_since_bought(category='奶粉') BETWEEN 25 AND 40",
-     "body": "{customer_name}您好，我是{store_name}的{guide_name}～您上次买的{last_product}差不多快喝完啦，"
-             "需要的话我帮您留一罐，到店自提或者直接下单都可以哦。"},
-    {"category": "复购提醒", "title": "纸尿裤该囤货了", "priority": 80,
-     "condition": "days_since_bought(category='纸尿裤') BETWEEN 20 AND 35",
-     "body": "{customer_name}，宝宝的纸尿裤用得怎么样？算算时间该补货了，本周会员买两包立减20元，要帮您下单吗？"},
-    {"category": "复购提醒", "title": "小程序一键复购", "priority": 70,
-     "condition": "bought(category='奶粉') AND recency_days BETWEEN 20 AND 45",
-     "body": "{customer_name}，点下面的小程序就能一键再买一次{last_product}，送货上门很方便～",
-     "attachment": {"type": "miniprogram", "appid": _MINIAPP, "title": "一键复购 · 送货到家",
-                    "page": "pages/reorder/index.html", "image_url": "https://example.com/demo/reorder.png"}},
-    {"category": "唤醒关怀", "title": "好久不见", "priority": 60, "condition": "recency_days >= 60",
-     "body": "{customer_name}好久不见！{store_name}最近上新了不少宝宝用品，给您准备了一张老顾客专属券，"
-             "有空来店里坐坐，我是{guide_name}～"},
-    {"category": "唤醒关怀", "title": "积分兑换提醒", "priority": 50, "condition": "points >= 500",
-     "body": "{customer_name}，您账户里还有{points}积分，可以在店里直接抵现或换购辅食，别浪费啦～"},
-    {"category": "会员升级", "title": "银卡升金卡", "priority": 85, "condition": "tier = '银卡会员'",
-     "body": "{customer_name}，您现在是{tier}，再消费{tier_gap}元就能升级为{next_tier}，"
-             "金卡享9.5折和生日礼包，这次买奶粉正好可以升级哦～"},
-    {"category": "新客欢迎", "title": "新客欢迎", "priority": 75, "condition": "stage = 'new'",
-     "body": "{customer_name}，欢迎来到{store_name}！我是您的专属育婴顾问{guide_name}，宝宝的喂养和用品有任何问题"
-             "随时问我，新客首单还可以领一份试用装哦～"},
-    {"category": "活动邀约", "title": "会员日活动", "priority": 40,
-     "body": "{customer_name}，本周六是{store_name}会员日，全场母婴用品满299减50，还有宝宝爬行比赛，欢迎带宝宝来玩～",
-     "attachment": {"type": "link", "url": "https://example.com/demo/member-day", "title": "会员日 · 满299减50",
-                    "desc": "本周六全天，到店或线上均可参加", "image_url": "https://example.com/demo/member-day.png"}},
-    {"category": "活动邀约", "title": "宝宝生日礼", "priority": 35,
-     "body": "{customer_name}，宝宝生日快到啦，{store_name}给宝宝准备了一份生日礼，凭会员码到店即可领取🎂",
-     "attachment": {"type": "link", "url": "https://example.com/demo/birthday", "title": "宝宝生日礼领取",
-                    "desc": "会员专享，到店领取"}},
-    {"category": "日常问候", "title": "自我介绍", "priority": 30,
-     "body": "{customer_name}您好，我是{store_name}的{guide_name}，以后宝宝吃穿用有任何问题都可以找我，看到消息会第一时间回复您～"},
-    {"category": "日常问候", "title": "育儿小贴士", "priority": 20,
-     "body": "{customer_name}，换季了宝宝容易红屁屁，建议勤换纸尿裤、洗完屁屁晾干再穿。需要护臀膏的话我帮您留一支～"},
-    {"category": "日常问候", "title": "门店地址", "priority": 10,
-     "body": "这是{store_name}的位置，到店前跟我（{guide_name}）说一声，我提前帮您把东西准备好～",
-     "attachment": {"type": "image", "media_url": "https://example.com/demo/store-map.png"}},
-)
-
-
-async def seed_demo_scripts(maker: async_sessionmaker[AsyncSession], now: dt.datetime) -> int:
-    """Demo categories and scripts (maternal and baby retail), unless scripts exist; returns how many were added."""
-    async with maker.begin() as session:
-        if await session.scalar(select(func.count()).select_from(TalkScript)):
-            return 0
-        for name, order in DEMO_CATEGORIES:
-            category = await ensure_category(session, name)
-            category.order = order
-        for raw in DEMO_SCRIPTS:
-            if raw.get("condition"):
-                parse(raw["condition"])  # syntax only: categories such as 奶粉 may have no orders yet
-            check_body(raw["body"])
-            draft = ScriptDraft(raw["category"], raw["title"], raw["body"], raw.get("condition"), raw["priority"],
-                                True, check_attachment(raw.get("attachment")))
-            await _store(session, draft, now)
-    return len(DEMO_SCRIPTS)
-
-
 __all__ = [
     "ATTACHMENT_TYPES", "COLUMNS", "CONVERSION_DAYS", "FALLBACKS", "InvalidScript", "ScriptDraft", "Suggestion",
     "VARIABLES", "check_attachment", "check_body", "check_condition", "check_draft", "create_script",
     "delete_category", "delete_script", "ensure_category", "export_scripts", "fill", "get_script", "import_scripts",
     "last_product", "list_categories", "list_scripts", "matched_script_ids", "parse_import", "parse_send_target",
-    "record_send", "save_category", "script_dict", "script_stats", "scripts_for_contact", "seed_demo_scripts",
+    "record_send", "save_category", "script_dict", "script_stats", "scripts_for_contact",
     "specificity", "suggest_scripts", "to_csv", "update_script", "variable_values",
 ]

@@ -8,7 +8,8 @@ from typing import Final
 from aiohttp import web
 
 from scrm import keys
-from sidebar import scripts
+from sidebar import script_media, scripts
+from sidebar.context import bot_context
 from sidebar.errors import InvalidRequest
 from sidebar.handlers import USERID, json_response
 
@@ -55,3 +56,10 @@ async def script_sent(request: web.Request) -> web.Response:
         data = await scripts.record_send(session, request[USERID], int(request.match_info["id"]), target,
                                          now=app[keys.CLOCK]())
     return json_response(data, status=201)
+
+
+@routes.post(r"/api/scripts/{id:\d+}/media")
+async def script_media_id(request: web.Request) -> web.Response:
+    """A WeCom temporary media id for an image script's picture, uploaded now if the last one is too old."""
+    data = await script_media.script_image_media(bot_context(request), request[USERID], int(request.match_info["id"]))
+    return json_response(data)

@@ -151,10 +151,11 @@
     return new ApiError(status, message || '请求失败（' + status + '），请稍后重试。');
   }
 
-  async function api(path, body) {
+  async function api(path, body, method) {
     const init = { credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (method) init.method = method;
     if (body !== undefined) {
-      init.method = 'POST';
+      init.method = method || 'POST';
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
@@ -327,6 +328,7 @@
       profileCard(p, viewer),
       statsCard(p.totals || {}),
       tagsCard(externalUserid, tags),
+      notesCard(externalUserid, data.notes || []),
       scriptsCard(cfg.api.contact + encodeURIComponent(externalUserid) + '/scripts', { external_userid: externalUserid }),
       ordersCard(p.orders || [], (p.totals || {}).order_count || 0),
       guidesCard(p.guides || [], viewer.userid));
@@ -559,15 +561,18 @@
       return { msgtype: 'news', news: { link: att.link || att.url || '', title: att.title || title,
         desc: att.desc || att.description || '', imgUrl: img } };
     }
-    if (att.type === 'image') {
-      const mediaid = att.media_id || att.mediaid || '';  // sendChatMessage needs a temporary media id
-      return mediaid ? { msgtype: 'image', image: { mediaid: mediaid } } : null;
-    }
+    if (att.type === 'image') return null;  // needs a temporary media id first: imageMessage()
     if (att.type === 'miniprogram') {
       return { msgtype: 'miniprogram', miniprogram: { appid: att.appid || '', title: att.title || title,
         imgUrl: img, page: att.page || '' } };
     }
     return null;
+  }
+
+  /** The image as WeCom temporary media (the server uploads it when its last media id is too old). */
+  async function imageMessage(s) {
+    const res = await api(cfg.api.scripts + '/' + encodeURIComponent(s.id) + '/media', {});
+    return { msgtype: 'image', image: { mediaid: res.media_id } };
   }
 
   async function sendScript(s, button, target) {
@@ -577,15 +582,14 @@
     try {
       const messages = [];
       if (s.text) messages.push({ msgtype: 'text', text: { content: s.text } });
-      const extra = attachmentMessage(s.attachment, s.title);
+      const extra = s.attachment && s.attachment.type === 'image'
+        ? await imageMessage(s) : attachmentMessage(s.attachment, s.title);
       if (extra) messages.push(extra);
-      const imageSkipped = !extra && s.attachment && s.attachment.type === 'image';
       if (!messages.length) throw new ApiError(0, '这条话术没有可发送的内容。');
       await ensureSdk();
       for (const message of messages) await call('sendChatMessage', message);
       button.textContent = '已发送';
       button.classList.add('done');
-      if (imageSkipped) toast('图片尚未上传为企业微信素材，本次只发送了文字', 'error');
       api(cfg.api.scripts + '/' + encodeURIComponent(s.id) + '/sent', target).catch(() => {});
     } catch (err) {
       button.textContent = '发送';
@@ -594,6 +598,84 @@
       button.disabled = false;
       setTimeout(() => { button.textContent = '发送'; button.classList.remove('done'); }, 2500);
     }
+  }
+
+  // ------------------------------------------------------------------ notes
+
+  function notesCard(externalUserid, initial) {
+    const section = card('跟进备注', el('span', 'muted', ''));
+    section.id = 'notes';
+    const count = section.querySelector('.card-head .muted');
+    const form = el('form', 'note-form');
+    const input = el('textarea', 'note-input');
+    input.name = 'body';
+    input.rows = 2;
+    input.maxLength = 1000;
+    input.placeholder = '记录客户需求、偏好或约定，团队可见';
+    const save = el('button', 'btn btn-note', '添加备注');
+    save.type = 'submit';
+    const error = el('p', 'inline-error');
+    error.hidden = true;
+    const list = el('ul', 'notes');
+    append(form, input, save);
+    append(section, form, error, list);
+    const base = cfg.api.contact + encodeURIComponent(externalUserid) + '/notes';
+
+    function render(notes) {
+      count.textContent = notes.length ? notes.length + ' 条' : '';
+      list.replaceChildren();
+      if (!notes.length) list.appendChild(el('li', 'muted empty', '还没有备注'));
+      for (const n of notes) {
+        const row = el('li', 'note');
+        row.dataset.noteId = String(n.id);
+        row.appendChild(el('p', 'note-body', n.body));
+        const foot = el('p', 'note-foot', (n.author || n.author_userid) + ' · ' + day(n.created_at));
+        if (n.mine) {
+          const del = el('button', 'link-btn note-del', '删除');
+          del.type = 'button';
+          del.addEventListener('click', () => withdraw(n.id, del));
+          foot.appendChild(del);
+        }
+        row.appendChild(foot);
+        list.appendChild(row);
+      }
+    }
+
+    function fail(err) {
+      error.textContent = err.message || '操作失败，请稍后重试。';
+      error.hidden = false;
+    }
+
+    async function withdraw(id, button) {
+      button.disabled = true;
+      error.hidden = true;
+      try {
+        render((await api(base + '/' + encodeURIComponent(id), undefined, 'DELETE')).notes);
+        toast('已删除备注');
+      } catch (err) {
+        button.disabled = false;
+        fail(err);
+      }
+    }
+
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const text = input.value.trim();
+      if (!text) { fail(new ApiError(400, '备注内容不能为空。')); return; }
+      save.disabled = true;
+      error.hidden = true;
+      try {
+        render((await api(base, { body: text })).notes);
+        input.value = '';
+        toast('已添加备注');
+      } catch (err) {
+        fail(err);
+      } finally {
+        save.disabled = false;
+      }
+    });
+    render(initial);
+    return section;
   }
 
   // ------------------------------------------------------------------ orders and guides

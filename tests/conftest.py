@@ -29,6 +29,8 @@ from wecom.simulator.api import create_simulator_app
 from wecom.simulator.callbacks import CallbackSender
 from wecom.simulator.state import SimulatorState
 
+pytest_plugins = ["tests.brand"]
+
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wecom" / "vectors.json"
 CORP_ID = "ww5a1b2c3d4e5f6a7b"
 AGENT_ID = 1000002

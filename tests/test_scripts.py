@@ -23,7 +23,8 @@ from models import (
 )
 from scrm import keys
 from sidebar import scripts as svc
-from tests.test_sidebar_api import Brand, _as, brand  # noqa: F401  (the brand fixture)
+from sidebar import scripts_demo as demo
+from tests.brand import Brand, _as
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 _ORDER_NO = itertools.count(1)
@@ -63,7 +64,7 @@ async def shop(app: web.Application, brand: Brand, maker: Any, clock: Any) -> Br
         lilei = await _customer_id(session, brand.lilei)
         await session.execute(update(Customer).where(Customer.id == lilei).values(name=""))
     await recompute_stats(maker, now=now, settings=app[keys.SETTINGS])
-    assert await svc.seed_demo_scripts(maker, now) == len(svc.DEMO_SCRIPTS)
+    assert await demo.seed_demo_scripts(maker, now) == len(demo.DEMO_SCRIPTS)
     return brand
 
 
@@ -160,7 +161,7 @@ async def test_ranking_for_a_customer_with_orders_and_membership(client: TestCli
     assert "1200积分" in found[3]["text"]
     card = next(s["attachment"] for s in found if s["title"] == "小程序一键复购")
     assert card["type"] == "miniprogram" and card["page"].endswith(".html")
-    assert {c["name"] for c in data["categories"]} == {name for name, _ in svc.DEMO_CATEGORIES}
+    assert {c["name"] for c in data["categories"]} == {name for name, _ in demo.DEMO_CATEGORIES}
     assert set(data["variables"]) == set(svc.VARIABLES)
 
     lapsed = await _scripts(client, shop.hanmeimei, "zhaoliu", clock)
@@ -353,7 +354,7 @@ async def test_import_csv_and_json_reports_bad_rows_and_keeps_good_ones(maker: A
 async def test_export_round_trips_through_json_and_csv(client: TestClient, shop: Brand, maker: Any) -> None:
     resp = await client.get("/admin/api/scripts/export", headers=ADMIN)
     exported = await resp.json()
-    assert len(exported) == len(svc.DEMO_SCRIPTS) and exported[0]["category"] == "复购提醒"
+    assert len(exported) == len(demo.DEMO_SCRIPTS) and exported[0]["category"] == "复购提醒"
     resp = await client.get("/admin/api/scripts/export", params={"format": "csv"}, headers=ADMIN)
     assert resp.content_type == "text/csv"
     csv_text = await resp.text()
@@ -423,8 +424,9 @@ async def test_admin_crud(client: TestClient, shop: Brand) -> None:
 
 
 async def test_seed_is_idempotent_and_its_conditions_validate(maker: Any, shop: Brand, clock: Any) -> None:
-    assert await svc.seed_demo_scripts(maker, clock.now) == 0
+    assert await demo.seed_demo_scripts(maker, clock.now) == 0
     async with maker() as session:
-        assert await session.scalar(select(func.count()).select_from(TalkScript)) == len(svc.DEMO_SCRIPTS)
-        for raw in svc.DEMO_SCRIPTS:  # with orders of every category present, the full check passes too
+        assert await session.scalar(select(func.count()).select_from(TalkScript)) == len(demo.DEMO_SCRIPTS)
+        # With orders of every category present, the full check passes too (the map's asset included).
+        for raw in await svc.export_scripts(session):
             await svc.check_draft(session, raw)

@@ -190,6 +190,27 @@ async def test_sidebar_profile_tags_group_and_escaping(demo: tuple[Demo, str, st
     assert sent[-1]["params"] == {"msgtype": "text", "text": {"content": first["text"]}}
     assert "{" not in first["text"]  # every variable filled
 
+    # An image script: the picture goes out as a temporary media id that WeCom (the simulator) holds.
+    image_index = next(i for i, s in enumerate(listed) if (s["attachment"] or {}).get("type") == "image")
+    image_send = page.locator("#scripts .btn-send").nth(image_index)
+    await image_send.click()
+    await page.wait_for_function(  # its text, then the picture
+        "n => window.__bridgeCalls.filter(c => c.api === 'sendChatMessage').length >= n + 2", arg=len(sent))
+    sent = await page.evaluate("window.__bridgeCalls.filter(c => c.api === 'sendChatMessage')")
+    assert sent[-1]["params"]["msgtype"] == "image"
+    assert demo[0].state.media[sent[-1]["params"]["image"]["mediaid"]].type == "image"
+
+    # Notes: add one, see it listed as the guide's own, withdraw it.
+    await page.locator("#notes .note-input").fill("想要 3 段奶粉 <b>周六</b> 到店")
+    await page.locator("#notes .btn-note").click()
+    note = page.locator("#notes .note")
+    await note.first.wait_for()
+    assert await note.locator(".note-body").inner_text() == "想要 3 段奶粉 <b>周六</b> 到店"
+    assert "刘洋" in await note.locator(".note-foot").inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "sidebar-notes.png"), full_page=True)
+    await note.locator(".note-del").click()
+    await page.get_by_text("还没有备注").wait_for()
+
     # The group chat toolbar.
     await _reload_context(page, page.locator("#demo-bar button[data-entry=group_chat_tools]").click())
     group_name = await page.locator("#demo-chat option:checked").inner_text()
@@ -249,5 +270,7 @@ async def test_page_outside_the_demo_loads_the_real_sdk_and_escapes(client: Any,
     config = json.loads(config_text.group(1))
     assert config["demo"] is False and config["simulator"] == ""
     assert config["api"]["contact"] == "/sidebar/api/contact/" and config["agentId"] == 1000002
-    demo_only = await client.get("/sidebar/api/demo/contacts", headers=cookie)
-    assert demo_only.status == 404
+    for demo_only in ("/sidebar/api/demo/contacts", "/sidebar/demo/bridge.js"):
+        assert (await client.get(demo_only, headers=cookie)).status == 404, demo_only
+    assert (await client.get("/static/bridge.js")).status == 404
+    assert (await client.get("/static/sidebar.js")).status == 200

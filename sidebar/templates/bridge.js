@@ -152,6 +152,7 @@
       if (!MSG_TYPES.includes(type) || !params[type]) return fail('invalid msgtype');
       if (type === 'text' && !params.text.content) return fail('empty content');
       if (type === 'news' && !params.news.link) return fail('link required');
+      if (['image', 'video', 'file'].includes(type) && !params[type].mediaid) return fail('mediaid required');
       calls[calls.length - 1].to = choice.entry === 'group_chat_tools' ? { chatId: choice.chat } : { userId: choice.contact };
       toast('已发送到聊天');
       return { err_msg: name + ':ok' };
