@@ -12,13 +12,16 @@ from models.merge import CustomerMerge
 from models.note import CustomerNote
 from models.order import Order, OrderItem, OrderStatus
 from models.org import Region, Staff, StaffRole, Store
+from models.poster import PosterTemplate
 from models.profile import CustomerStats, LifecycleStage, Membership
 from models.script import ScriptCategory, ScriptSend, TalkScript
 from models.segment import Segment, TagRule
+from models.sharing import ContentItem, ContentKind, LinkClick, ShareChannel, ShareLink, Visitor
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
     "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
+    "ContentItem", "ContentKind", "LinkClick", "PosterTemplate", "ShareChannel", "ShareLink", "Visitor",
     "ScriptCategory", "ScriptSend", "Segment", "TagRule", "TalkScript",
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",

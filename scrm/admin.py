@@ -11,6 +11,7 @@ from bot import status_page
 from customers import admin_handlers as customer_admin
 from customers import profile_handlers
 from media import handlers as media_admin
+from sharing import admin_handlers as sharing_admin
 from sidebar import scripts_admin
 from scrm import keys
 
@@ -60,4 +61,5 @@ def create_admin_app() -> web.Application:
     admin.add_routes(customer_admin.routes)
     admin.add_routes(scripts_admin.routes)
     admin.add_routes(media_admin.routes)
+    admin.add_routes(sharing_admin.routes)
     return admin

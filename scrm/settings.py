@@ -62,6 +62,18 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # Per-channel webhook secrets (SCRM_CHANNEL_SECRET_TMALL=... -> {"tmall": ...}).
     channel_secrets: Mapping[str, str] = field(default_factory=dict)
+    # Keys the share-link code permutation (SCRM_SHARE_SECRET, >= 32 characters; defaults to the
+    # session secret). Changing it changes the codes of new links only.
+    share_secret: str = ""
+    # Last-touch window for attributing an order to a guide's link click (SCRM_ATTRIBUTION_DAYS).
+    attribution_days: int = 7
+    # A CJK font file for posters (SCRM_POSTER_FONT); found on the system when empty.
+    poster_font: str = ""
+
+    @property
+    def share_key(self) -> str:
+        """The secret behind share-link codes (its own, else the session secret)."""
+        return self.share_secret or self.session_secret
 
     @property
     def callback_url(self) -> str:
@@ -202,6 +214,13 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     session_secret = env.get("SCRM_SESSION_SECRET", "").strip()
     if session_secret and len(session_secret) < 32:
         problems.append("SCRM_SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    share_secret = env.get("SCRM_SHARE_SECRET", "").strip()
+    if share_secret and len(share_secret) < 32:
+        problems.append("SCRM_SHARE_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    attribution_days = integer("SCRM_ATTRIBUTION_DAYS", 7, 1, 90)
+    poster_font = env.get("SCRM_POSTER_FONT", "").strip()
+    if poster_font and not os.path.isfile(poster_font):
+        problems.append(f"SCRM_POSTER_FONT {poster_font!r} is not a file (a .ttf/.otf/.ttc font with Chinese glyphs)")
     channel_secrets = {
         key[len("SCRM_CHANNEL_SECRET_"):].lower(): value.strip()
         for key, value in env.items()
@@ -237,4 +256,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         recompute_at=recompute_at,
         timezone=timezone,
         channel_secrets=channel_secrets,
+        share_secret=share_secret,
+        attribution_days=attribution_days,
+        poster_font=poster_font,
     )

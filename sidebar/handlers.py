@@ -29,7 +29,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return response
 
 
-async def _json_body(request: web.Request, example: str) -> Any:
+async def json_body(request: web.Request, example: str) -> Any:
+    """The request's JSON body (at most MAX_BODY bytes), or InvalidRequest quoting an example."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise InvalidRequest("请求体过大。")
     try:
@@ -58,7 +59,7 @@ async def contact_profile(request: web.Request) -> web.Response:
 @routes.post("/api/contact/{external_userid}/tags")
 async def contact_tags(request: web.Request) -> web.Response:
     """Add/remove tags on the customer: {"add": [tag ids], "remove": [tag ids]}."""
-    body = await _json_body(request, '{"add": [1], "remove": [2]}')
+    body = await json_body(request, '{"add": [1], "remove": [2]}')
     change = tagging.parse_tag_change(body)
     data = await tagging.change_tags(bot_context(request), request[USERID], request.match_info["external_userid"],
                                      change)
@@ -68,7 +69,7 @@ async def contact_tags(request: web.Request) -> web.Response:
 @routes.post("/api/contact/{external_userid}/notes")
 async def add_note(request: web.Request) -> web.Response:
     """Add a note on the customer: {"body": "..."}; answers the notes as now shown."""
-    text = notes.parse_note(await _json_body(request, '{"body": "…"}'))
+    text = notes.parse_note(await json_body(request, '{"body": "…"}'))
     data = await notes.add_note(bot_context(request), request[USERID], request.match_info["external_userid"], text)
     return json_response(data, status=201)
 

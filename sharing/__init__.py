@@ -1,0 +1,1 @@
+"""Share links, the redirect, QR posters, attribution, staff performance and commission."""

@@ -1,0 +1,117 @@
+"""Admin JSON API of the content library and the share links (mounted in the /admin sub-app).
+
+Errors answer ``{"error": "…", "field": "…"}``: 400 for bad input, 404 for an unknown id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from models import ContentItem, ShareLink, Staff
+from scrm import keys
+from sharing import links as svc
+
+routes = web.RouteTableDef()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Chinese left readable."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _domain_errors(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except svc.InvalidContent as exc:
+            return json_response({"error": exc.message, "field": exc.field}, 400)
+        except svc.ContentNotFound:
+            return json_response({"error": "内容不存在"}, 404)
+
+    return wrapper
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        raise svc.InvalidContent("请求体须为 JSON") from None
+    if not isinstance(body, dict):
+        raise svc.InvalidContent("请求体须为 JSON 对象")
+    return body
+
+
+def _now(request: web.Request) -> dt.datetime:
+    return request.config_dict[keys.CLOCK]()
+
+
+@routes.get("/api/content")
+@_domain_errors
+async def list_content(request: web.Request) -> web.Response:
+    """The library: ?q= words in title or category, ?kind= product | campaign | article | miniprogram."""
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        items = await svc.list_content(session, q=request.query.get("q"), kind=request.query.get("kind") or None)
+    return json_response({"content": [svc.content_json(i) for i in items]})
+
+
+@routes.post("/api/content")
+@_domain_errors
+async def create_content(request: web.Request) -> web.Response:
+    """Add an item: {kind, title, target_url, cover_url?, category?, miniprogram_appid?, miniprogram_page?, interest_tag_ids?}."""
+    body = await _body(request)
+    async with request.config_dict[keys.SESSIONMAKER].begin() as session:
+        item = await svc.create_content(session, body, now=_now(request))
+        data = svc.content_json(item)
+    return json_response(data, 201)
+
+
+@routes.get(r"/api/content/{id:\d+}")
+@_domain_errors
+async def get_content(request: web.Request) -> web.Response:
+    """One item."""
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        item = await session.get(ContentItem, int(request.match_info["id"]))
+    if item is None:
+        raise svc.ContentNotFound(request.match_info["id"])
+    return json_response(svc.content_json(item))
+
+
+@routes.put(r"/api/content/{id:\d+}")
+@_domain_errors
+async def update_content(request: web.Request) -> web.Response:
+    """Change an item; ``{"enabled": false}`` retires it (its links then show the expired page)."""
+    body = await _body(request)
+    async with request.config_dict[keys.SESSIONMAKER].begin() as session:
+        item = await svc.update_content(session, int(request.match_info["id"]), body, now=_now(request))
+        data = svc.content_json(item)
+    return json_response(data)
+
+
+@routes.get("/api/share-links")
+@_domain_errors
+async def list_links(request: web.Request) -> web.Response:
+    """Every guide's links with clicks and visitors: ?staff=<userid> for one guide."""
+    settings = request.config_dict[keys.SETTINGS]
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        query = select(Staff.id, Staff.userid, Staff.name).where(Staff.id.in_(select(ShareLink.staff_id)))
+        if request.query.get("staff"):
+            query = query.where(Staff.userid == request.query["staff"])
+        guides = (await session.execute(query.order_by(Staff.id))).all()
+        out = [{"userid": userid, "name": name, "links": await svc.guide_links(session, staff_id,
+                                                                             settings.public_base_url)}
+               for staff_id, userid, name in guides]
+    return json_response({"guides": out})

@@ -1,0 +1,61 @@
+"""The guide's share links in the sidebar (under /sidebar/api/share/): the library, my link to an item, my links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from models import ContentItem
+from scrm import keys
+from sharing import links
+from sidebar.errors import InvalidRequest, NotFound
+from sidebar.handlers import USERID, json_body, json_response
+from sidebar.permissions import load_viewer
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/share/content")
+async def share_library(request: web.Request) -> web.Response:
+    """Items a guide may share: ?q= search, ?kind= filter."""
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        await load_viewer(session, request[USERID])
+        items = await links.list_content(session, q=request.query.get("q"), kind=request.query.get("kind") or None,
+                                         enabled_only=True, limit=100)
+    return json_response({"content": [links.content_json(i) for i in items]})
+
+
+@routes.post("/api/share/links")
+async def my_link(request: web.Request) -> web.Response:
+    """The guide's own short link to an item: {"content_id": 1, "channel": "moments" | "group" | "private"}."""
+    body: Any = await json_body(request, '{"content_id": 1, "channel": "moments"}')
+    if not isinstance(body, dict) or not isinstance(body.get("content_id"), int):
+        raise InvalidRequest('请求体须为 JSON 对象，例如 {"content_id": 1, "channel": "moments"}。')
+    try:
+        channel = links.parse_channel(body.get("channel") or None)
+    except links.InvalidContent as exc:
+        raise InvalidRequest(exc.message) from None
+    app = request.config_dict
+    settings = app[keys.SETTINGS]
+    async with app[keys.SESSIONMAKER].begin() as session:
+        viewer = await load_viewer(session, request[USERID])
+        try:
+            link = await links.share_link_for(session, viewer.staff_id, body["content_id"], channel,
+                                              secret=settings.share_key, now=app[keys.CLOCK]())
+        except links.ContentNotFound:
+            raise NotFound("该内容不存在或已下架。") from None
+        item = await session.get(ContentItem, link.content_id)
+        assert item is not None
+        data = links.link_json(link, item, settings.public_base_url)
+    return json_response(data)
+
+
+@routes.get("/api/share/links")
+async def my_links(request: web.Request) -> web.Response:
+    """The guide's links with clicks and unique visitors."""
+    app = request.config_dict
+    async with app[keys.SESSIONMAKER]() as session:
+        viewer = await load_viewer(session, request[USERID])
+        data = await links.guide_links(session, viewer.staff_id, app[keys.SETTINGS].public_base_url)
+    return json_response({"links": data})
