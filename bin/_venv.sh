@@ -18,6 +18,9 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 # The sidebar's browser tests drive Debian's chromium (playwright cannot download browsers here).
+# Posters need a CJK font (sharing/fonts.py); fonts-noto-cjk serves both.
 if [ "$(id -u)" = 0 ]; then
-  command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
+  if ! command -v chromium >/dev/null || [ ! -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk
+  fi
 fi
