@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; importing this registers them all."""
 
+from models.attribution import OrderAttribution
 from models.audit import AuditEntry
 from models.base import Base, insert_ignore, utcnow
 from models.contact_way import ContactWay
@@ -21,7 +22,7 @@ from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
     "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
-    "ContentItem", "ContentKind", "LinkClick", "PosterTemplate", "ShareChannel", "ShareLink", "Visitor",
+    "OrderAttribution", "ContentItem", "ContentKind", "LinkClick", "PosterTemplate", "ShareChannel", "ShareLink", "Visitor",
     "ScriptCategory", "ScriptSend", "Segment", "TagRule", "TalkScript",
     "AuditEntry", "Base", "CallbackEvent", "ContactWay", "Customer", "CustomerGroup", "CustomerIdentity",
     "CustomerTag", "FollowRelation", "FollowStatus", "GroupMember", "GroupStatus", "IdentityKind",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, func
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -46,6 +46,13 @@ str32 = Annotated[str, mapped_column(String(32))]
 str64 = Annotated[str, mapped_column(String(64))]
 str128 = Annotated[str, mapped_column(String(128))]
 created = Annotated[dt.datetime, mapped_column(UTCDateTime(), server_default=func.now())]
+
+
+def within_days(later: Any, earlier: Any, days: int, dialect: str) -> Any:
+    """SQL ``later <= earlier + days``: the one date arithmetic that differs between PostgreSQL and SQLite."""
+    if dialect == "postgresql":
+        return later <= earlier + literal_column(f"INTERVAL '{int(days)} days'")
+    return func.julianday(later) - func.julianday(earlier) <= days
 
 
 def utcnow() -> dt.datetime:

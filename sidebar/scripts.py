@@ -42,6 +42,7 @@ from models import (
     Staff,
     TalkScript,
 )
+from models.base import within_days
 from sidebar.errors import Conflict, InvalidRequest, NotFound
 from sidebar.permissions import Viewer, audit, check_customer_access, check_group_access, load_viewer
 
@@ -596,21 +597,13 @@ async def record_send(session: AsyncSession, userid: str, script_id: int, target
             "sent_at": now.isoformat()}
 
 
-def _within_days(later: ColumnElement[dt.datetime], earlier: ColumnElement[dt.datetime], days: int,
-                 dialect: str) -> ColumnElement[bool]:
-    """``later <= earlier + days``: the one date arithmetic that differs between PostgreSQL and SQLite."""
-    if dialect == "postgresql":
-        return later <= earlier + literal_column(f"INTERVAL '{int(days)} days'")
-    return func.julianday(later) - func.julianday(earlier) <= days
-
-
 def _conversions(dialect: str, key: ColumnElement[Any], conds: Iterable[ColumnElement[bool]]) -> Select[Any]:
     """Distinct customers per ``key`` with a counted order within CONVERSION_DAYS after a send."""
     bought = purchase_time()
     return (
         select(key, func.count(ScriptSend.customer_id.distinct()))
         .join(Order, and_(Order.customer_id == ScriptSend.customer_id, counted(), bought > ScriptSend.sent_at,
-                          _within_days(bought, ScriptSend.sent_at, CONVERSION_DAYS, dialect)))
+                          within_days(bought, ScriptSend.sent_at, CONVERSION_DAYS, dialect)))
         .where(*conds)
         .group_by(key)
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from sqlalchemy import select
 
-from models import ContentItem
+from models import ContentItem, Staff
 from scrm import keys
 from sharing import links
+from sharing.dashboard import results_json
+from sharing.performance import PERIODS, Period, Row, performance, period_bounds
 from sidebar.errors import InvalidRequest, NotFound
 from sidebar.handlers import USERID, json_body, json_response
 from sidebar.permissions import load_viewer
@@ -59,3 +62,22 @@ async def my_links(request: web.Request) -> web.Response:
         viewer = await load_viewer(session, request[USERID])
         data = await links.guide_links(session, viewer.staff_id, app[keys.SETTINGS].public_base_url)
     return json_response({"links": data})
+
+
+@routes.get("/api/share/results")
+async def my_results(request: web.Request) -> web.Response:
+    """我的业绩: the guide's funnel for ?period=day|week|month and where they stand in their store."""
+    period = request.query.get("period", "week")
+    if period not in PERIODS:
+        raise InvalidRequest("period 须为 day（今日）、week（本周）或 month（本月）。")
+    app = request.config_dict
+    start, end = period_bounds(cast(Period, period), app[keys.CLOCK](), app[keys.SETTINGS].timezone)
+    async with app[keys.SESSIONMAKER]() as session:
+        viewer = await load_viewer(session, request[USERID])
+        mine = await performance(session, start=start, end=end, group_by="guide", staff_ids=[viewer.staff_id])
+        peers_ids = [viewer.staff_id]
+        if viewer.store_id is not None:
+            peers_ids = list((await session.scalars(select(Staff.id).where(Staff.store_id == viewer.store_id))).all())
+        peers = await performance(session, start=start, end=end, group_by="guide", staff_ids=peers_ids)
+    own = mine[0] if mine else Row(viewer.userid, viewer.name)
+    return json_response(results_json(own, peers, viewer.userid, start, end, period))
