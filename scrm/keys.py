@@ -13,6 +13,8 @@ from bot.inbox import InboxWriter
 from bot.router import Router
 from bot.worker import InboxWorker
 from scrm.settings import Settings
+from sharing.clicks import ClickWriter
+from sharing.poster_cache import PosterCache
 from wecom.crypto import CallbackCrypto
 from wecom.gateway import WeComGateway
 
@@ -25,3 +27,5 @@ ROUTER: Final = web.AppKey("router", Router)
 WORKER: Final = web.AppKey("worker", InboxWorker)
 INBOX: Final = web.AppKey("inbox_writer", InboxWriter)
 CLOCK: Final = web.AppKey("clock", Callable[[], dt.datetime])
+CLICK_WRITER: Final = web.AppKey("click_writer", ClickWriter)
+POSTER_CACHE: Final = web.AppKey("poster_cache", PosterCache)

@@ -11,8 +11,10 @@ from models import ContentItem, Staff
 from scrm import keys
 from sharing import links
 from sharing.dashboard import results_json
+from sharing.fonts import FontNotFound
+from sharing.poster_service import guide_poster
 from sharing.performance import PERIODS, Period, Row, performance, period_bounds
-from sidebar.errors import InvalidRequest, NotFound
+from sidebar.errors import InvalidRequest, NotFound, SidebarDisabled
 from sidebar.handlers import USERID, json_body, json_response
 from sidebar.permissions import load_viewer
 
@@ -81,3 +83,28 @@ async def my_results(request: web.Request) -> web.Response:
         peers = await performance(session, start=start, end=end, group_by="guide", staff_ids=peers_ids)
     own = mine[0] if mine else Row(viewer.userid, viewer.name)
     return json_response(results_json(own, peers, viewer.userid, start, end, period))
+
+
+@routes.get(r"/api/share/content/{content_id:\d+}/poster")
+async def my_poster(request: web.Request) -> web.Response:
+    """The guide's poster for an item (PNG, or ?format=jpeg), its QR code their own link; ?channel= as for links."""
+    fmt = request.query.get("format", "png").upper()
+    if fmt not in ("PNG", "JPEG", "JPG"):
+        raise InvalidRequest("format 须为 png 或 jpeg。")
+    try:
+        channel = links.parse_channel(request.query.get("channel") or None)
+    except links.InvalidContent as exc:
+        raise InvalidRequest(exc.message) from None
+    app = request.config_dict
+    async with app[keys.SESSIONMAKER]() as session:
+        viewer = await load_viewer(session, request[USERID])
+    try:
+        poster = await guide_poster(app[keys.SESSIONMAKER], app[keys.SETTINGS], app[keys.POSTER_CACHE],
+                                    staff_id=viewer.staff_id, content_id=int(request.match_info["content_id"]),
+                                    channel=channel, fmt="JPEG" if fmt != "PNG" else "PNG", now=app[keys.CLOCK]())
+    except links.ContentNotFound:
+        raise NotFound("该内容不存在或已下架。") from None
+    except FontNotFound as exc:
+        raise SidebarDisabled(exc.message_zh) from None
+    return web.Response(body=poster.data, content_type=poster.content_type,
+                        headers={"Cache-Control": "private, max-age=300", "X-Share-Url": poster.url})

@@ -717,6 +717,13 @@ class WeComGateway:
         if result.get("invaliduser"):
             _LOGGER.warning("message/send: invalid users %s", result["invaliduser"])
 
+    async def send_app_image(self, touser: str, media_id: str) -> None:
+        """Send an image app message (a temporary media id) to a member via message/send (PROTOCOL.md §7)."""
+        body = {"touser": touser, "msgtype": "image", "agentid": self.agent_id, "image": {"media_id": media_id}}
+        result = await self._post("message/send", body)
+        if result.get("invaliduser"):
+            _LOGGER.warning("message/send: invalid users %s", result["invaliduser"])
+
     async def get_callback_ip(self) -> list[str]:
         """WeCom's callback source IPs via getcallbackip (PROTOCOL.md §2.7)."""
         result = await self._get("getcallbackip")

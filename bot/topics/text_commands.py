@@ -14,14 +14,21 @@ from bot.context import BotContext
 from bot.events import TextMessage
 from bot.router import Router
 from models import Customer, FollowRelation, FollowStatus, Staff
+from sharing.fonts import FontNotFound
+from sharing.links import list_content
+from sharing.poster_cache import PosterCache
+from sharing.poster_service import guide_poster
 
 HELP: Final = (
     "可用命令：\n"
     "帮助 —— 显示本说明\n"
     "客户 关键词 —— 按姓名、备注或手机号查找您的客户\n"
-    "今日 —— 今天新增和流失的客户数"
+    "今日 —— 今天新增和流失的客户数\n"
+    "海报 [关键词] —— 生成带您专属二维码的分享海报（不带关键词则用最新内容）"
 )
 MAX_RESULTS: Final = 10
+#: Posters the bot rendered (per process; the sidebar has its own in the app).
+POSTERS: Final = PosterCache(max_bytes=16 * 1024 * 1024)
 
 Command = Callable[[BotContext, Staff, str], Awaitable[str]]
 
@@ -87,7 +94,25 @@ async def cmd_today(ctx: BotContext, staff: Staff, arg: str) -> str:
     return f"{now:%m月%d日}：新增客户 {added} 位，流失 {lost} 位；当前共有 {total} 位客户。"
 
 
+async def cmd_poster(ctx: BotContext, staff: Staff, arg: str) -> str:
+    """Render the guide's poster for the newest (or the matching) content item and send it as an image."""
+    async with ctx.maker() as session:
+        items = await list_content(session, q=arg or None, enabled_only=True, limit=1)
+    if not items:
+        return f"没有找到与「{arg}」匹配的分享内容。" if arg else "内容库还是空的，请联系管理员添加商品或活动。"
+    item = items[0]
+    try:
+        poster = await guide_poster(ctx.maker, ctx.settings, POSTERS, staff_id=staff.id, content_id=item.id,
+                                    fmt="JPEG", now=ctx.clock())
+    except FontNotFound as exc:
+        return f"暂时无法生成海报：{exc.message_zh}"
+    media_id = await ctx.gateway.upload_media("image", f"poster-{item.id}.jpg", poster.data, poster.content_type)
+    await ctx.gateway.send_app_image(staff.userid, media_id)
+    return f"「{item.title}」的专属海报已发送，长按图片即可保存或转发。\n您的专属链接：{poster.url}"
+
+
 COMMANDS: Final[dict[str, Command]] = {
+    "海报": cmd_poster,
     "帮助": cmd_help,
     "help": cmd_help,
     "?": cmd_help,

@@ -1,0 +1,326 @@
+"""The short-link redirect: ``GET /s/{code}`` answers a 302 at once and records the click off the path.
+
+The shop gets the share code as ``scrm_share=<code>`` in the target's query, to carry into the order
+for attribution. Codes resolve through an in-process ``LinkCache`` (one query on a miss, TTL 30 s, so
+a link or item an admin disables in another process stops redirecting within the TTL; unknown codes
+are cached too, for 5 s). The click (time, link, visitor cookie, user-agent class) goes to the
+``ClickWriter`` buffer: the request never waits for the database except on a cache miss.
+
+Unknown, malformed or disabled codes get a small Chinese page asking the visitor to get a new link
+from their guide (404, or 410 for a disabled link); a database failure on a miss gets a "try again"
+page (503). Nothing the visitor sent is echoed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+from aiohttp import web
+from multidict import CIMultiDict
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models import ContentItem, ShareLink
+from scrm import keys
+from sharing.codes import looks_like_code
+from sharing.links import SHORT_PATH
+
+_LOGGER = logging.getLogger(__name__)
+
+SHARE_PARAM: Final = "scrm_share"
+VISITOR_COOKIE: Final = "scrm_vid"
+VISITOR_MAX_AGE: Final = 365 * 24 * 3600  # one year, renewed on every click
+CACHE_TTL: Final = 30.0  # seconds a resolved code is trusted (admins' disables take effect within it)
+NEGATIVE_TTL: Final = 5.0  # seconds an unknown code is remembered as unknown
+ERROR_TTL: Final = 5.0  # seconds a stale entry is served again while the database fails
+CACHE_SIZE: Final = 100_000  # codes kept at most (oldest inserted evicted first)
+LOAD_BATCH: Final = 500  # codes read with one query at most
+
+# What secrets.token_urlsafe(12) mints (16 characters); a little slack for ids minted elsewhere.
+_VISITOR_ID: Final = re.compile(r"[A-Za-z0-9_-]{16,32}")
+# Everything a URL may carry unescaped; the rest (non-ASCII, spaces, controls) is percent-encoded so
+# the Location header is always valid ASCII and cannot be split.
+_URL_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLink:
+    """What the redirect needs to know about a code."""
+
+    link_id: int
+    target_url: str
+    live: bool  # the link and its content item are both enabled
+    location: str  # target_url with the share code added (computed once per cache fill)
+
+
+def with_share_code(target_url: str, code: str) -> str:
+    """``target_url`` with ``scrm_share=<code>`` in its query; other parameters and the #fragment kept."""
+    url, hash_mark, fragment = target_url.partition("#")
+    base, _, query = url.partition("?")
+    params = [p for p in query.split("&") if unquote_plus(p.partition("=")[0]) != SHARE_PARAM]
+    while params and not params[-1]:
+        params.pop()
+    params.append(f"{SHARE_PARAM}={quote(code, safe='')}")
+    return _header_safe(base + "?" + "&".join(params) + hash_mark + fragment)
+
+
+def _header_safe(url: str) -> str:
+    if url.isascii() and url.isprintable() and " " not in url:
+        return url
+    parts = urlsplit(url)
+    if not parts.netloc.isascii():
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        host, colon, port = hostport.partition(":")
+        with_idna = userinfo + at + host.encode("idna").decode("ascii") + colon + port
+        url = urlunsplit(parts._replace(netloc=with_idna))
+    return quote(url, safe=_URL_SAFE)
+
+
+def ua_class(user_agent: str) -> str:
+    """'wecom' for WeCom's browser, 'wechat' for WeChat's, else 'other'."""
+    if "wxwork" in user_agent:  # WeCom's user agent also says MicroMessenger: test it first
+        return "wecom"
+    if "MicroMessenger" in user_agent:
+        return "wechat"
+    return "other"
+
+
+def _cached_link(code: str, link_id: int, target_url: str, link_enabled: bool, item_enabled: bool) -> CachedLink:
+    live = bool(link_enabled and item_enabled)
+    try:
+        location = with_share_code(target_url, code)
+    except (ValueError, UnicodeError):
+        _LOGGER.error("share link %d: target %r cannot be redirected to; treating it as disabled", link_id, target_url)
+        live, location = False, ""
+    return CachedLink(link_id, target_url, live, location)
+
+
+async def load_links(maker: async_sessionmaker[AsyncSession], codes: Sequence[str]) -> dict[str, CachedLink]:
+    """The links behind ``codes`` from the database, in one query; unknown codes are absent."""
+    async with maker() as session:
+        rows = (
+            await session.execute(
+                select(ShareLink.code, ShareLink.id, ContentItem.target_url, ShareLink.enabled, ContentItem.enabled)
+                .join(ContentItem, ContentItem.id == ShareLink.content_id)
+                .where(ShareLink.code.in_(codes))
+            )
+        ).all()
+    return {code: _cached_link(code, *rest) for code, *rest in rows}
+
+
+LoadLinks = Callable[[async_sessionmaker[AsyncSession], Sequence[str]], Awaitable[dict[str, CachedLink]]]
+
+
+class LinkCache:
+    """Code -> CachedLink (or None for unknown) with a TTL and a size bound; misses are read in batches.
+
+    Misses that arrive while a read is running wait for the next one, which fetches all their codes
+    with one ``IN (...)`` query (the group-commit idea of bot.inbox, for reads): under load a cold
+    cache costs one round trip per batch, not per request, and a code is never read twice at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = CACHE_TTL,
+        negative_ttl: float = NEGATIVE_TTL,
+        max_size: int = CACHE_SIZE,
+        max_batch: int = LOAD_BATCH,
+        clock: Callable[[], float] = time.monotonic,
+        load: LoadLinks = load_links,
+    ) -> None:
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.max_size = max_size
+        self.max_batch = max_batch
+        self._clock = clock
+        self._load = load
+        self._entries: dict[str, tuple[float, CachedLink | None]] = {}
+        self._pending: dict[str, asyncio.Future[CachedLink | None]] = {}  # queued or being read
+        self._queue: list[str] = []  # codes waiting for the next read
+        self._reader: asyncio.Task[None] | None = None
+        self.hits = 0
+        self.misses = 0
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every code (the next request for each reads the database)."""
+        self._entries.clear()
+
+    async def lookup(self, code: str, maker: async_sessionmaker[AsyncSession]) -> CachedLink | None:
+        """The link for ``code``: from memory while fresh, else from the database (raises if it fails)."""
+        entry = self._entries.get(code)
+        if entry is not None and entry[0] > self._clock():
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        future = self._pending.get(code)
+        if future is None:
+            future = self._pending[code] = asyncio.get_running_loop().create_future()
+            self._queue.append(code)
+            if self._reader is None:
+                # A task of its own, so a cancelled request does not cancel the others' answers.
+                self._reader = asyncio.create_task(self._read(maker), name="link-cache-reader")
+        return await asyncio.shield(future)
+
+    async def _read(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        try:
+            while self._queue:
+                codes, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                self.reads += 1
+                try:
+                    links = await self._load(maker, codes)
+                except Exception as exc:
+                    self._failed(codes, exc)
+                else:
+                    for code in codes:
+                        link = links.get(code)
+                        self._store(code, link, self.ttl if link is not None else self.negative_ttl)
+                        self._answer(code, link)
+        finally:
+            self._reader = None
+            self._queue = []
+            for code in list(self._pending):  # left only if this task was cancelled (loop shutting down)
+                self._answer(code, None, asyncio.CancelledError())
+
+    def _failed(self, codes: list[str], exc: Exception) -> None:
+        stale_served = 0
+        for code in codes:
+            entry = self._entries.get(code)
+            if entry is not None and entry[1] is not None:
+                # The database is failing, but this code was valid moments ago: keep redirecting.
+                self._store(code, entry[1], ERROR_TTL)
+                self._answer(code, entry[1])
+                stale_served += 1
+            else:
+                self._answer(code, None, exc)
+        _LOGGER.warning("reading %d share codes failed (%d answered from stale cache entries for %.0f s more)",
+                        len(codes), stale_served, ERROR_TTL, exc_info=exc)
+
+    def _answer(self, code: str, link: CachedLink | None, exc: BaseException | None = None) -> None:
+        future = self._pending.pop(code, None)
+        if future is None or future.done():
+            return
+        if exc is None:
+            future.set_result(link)
+        else:
+            future.set_exception(exc)
+
+    def _store(self, code: str, link: CachedLink | None, ttl: float) -> None:
+        entries = self._entries
+        if entries.pop(code, None) is None:
+            while len(entries) >= self.max_size:
+                del entries[next(iter(entries))]  # the oldest insertion
+        entries[code] = (self._clock() + ttl, link)
+
+
+_CACHES: Final = weakref.WeakKeyDictionary[web.Application, LinkCache]()
+
+
+def link_cache(app: web.Application) -> LinkCache:
+    """The application's link cache (created on first use)."""
+    cache = _CACHES.get(app)
+    if cache is None:
+        cache = _CACHES[app] = LinkCache()
+    return cache
+
+
+def set_link_cache(app: web.Application, cache: LinkCache) -> None:
+    """Give the application its own link cache (tests: a short TTL or a fake clock)."""
+    _CACHES[app] = cache
+
+
+# -- pages ------------------------------------------------------------------------------------------
+
+_PAGE: Final = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<title>{title}</title>
+<style>
+body {{ margin: 0; font-family: -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif;
+       background: #f5f6f7; color: #333; }}
+main {{ max-width: 30em; margin: 22vh auto 0; padding: 0 24px; text-align: center; }}
+.icon {{ font-size: 48px; line-height: 1; color: #b2b2b2; }}
+h1 {{ font-size: 20px; font-weight: 500; margin: 16px 0 12px; }}
+p {{ font-size: 15px; line-height: 1.6; color: #888; margin: 0; }}
+</style>
+</head>
+<body>
+<main>
+<div class="icon" aria-hidden="true">&#9432;</div>
+<h1>{title}</h1>
+<p>{message}</p>
+</main>
+</body>
+</html>
+"""
+
+
+def _page(title: str, message: str) -> bytes:
+    return _PAGE.format(title=title, message=message).encode()
+
+
+UNKNOWN_PAGE: Final = _page("链接已失效", "这个链接不存在或已失效。请联系为您服务的导购，获取新的链接。")
+DISABLED_PAGE: Final = _page("链接已失效", "这个链接已停用，或内容已下架。请联系为您服务的导购，获取新的链接。")
+UNAVAILABLE_PAGE: Final = _page("页面暂时打不开", "服务繁忙，请稍后再试。")
+_PAGE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+
+
+def _friendly(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="text/html", charset="utf-8",
+                        headers=_PAGE_HEADERS)
+
+
+# -- the handler ------------------------------------------------------------------------------------
+
+routes = web.RouteTableDef()
+
+
+@routes.get(SHORT_PATH + "{code:.*}")
+async def follow_link(request: web.Request) -> web.Response:
+    """302 to the item's target with the share code; the click is recorded without waiting."""
+    code = request.match_info["code"]
+    if not looks_like_code(code):
+        return _friendly(404, UNKNOWN_PAGE)
+    app = request.app
+    try:
+        link = await link_cache(app).lookup(code, app[keys.SESSIONMAKER])
+    except Exception:  # the database failed on a miss: a page, not a 500
+        _LOGGER.exception("could not look up share code")
+        return _friendly(503, UNAVAILABLE_PAGE)
+    if link is None:
+        return _friendly(404, UNKNOWN_PAGE)
+    if not link.live:
+        return _friendly(410, DISABLED_PAGE)
+
+    visitor_id = request.cookies.get(VISITOR_COOKIE, "")
+    if not _VISITOR_ID.fullmatch(visitor_id):
+        visitor_id = secrets.token_urlsafe(12)
+    # Built by hand: the id is URL-safe by construction (or by the check above), and SimpleCookie
+    # costs more than the rest of this handler.
+    cookie = f"{VISITOR_COOKIE}={visitor_id}; Max-Age={VISITOR_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
+    if app[keys.SETTINGS].public_base_url.startswith("https:"):
+        cookie += "; Secure"
+    if request.method == "GET":  # HEAD is a link preview probing, not a visitor opening it
+        app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id,
+                                      ua_class(request.headers.get("User-Agent", "")))
+    headers = CIMultiDict({"Location": link.location, "Cache-Control": "no-store", "Set-Cookie": cookie})
+    return web.Response(status=302, headers=headers)
