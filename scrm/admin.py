@@ -12,6 +12,7 @@ from customers import admin_handlers as customer_admin
 from customers import profile_handlers
 from media import handlers as media_admin
 from sharing import admin_handlers as sharing_admin
+from sharing import commission_admin
 from sharing import dashboard as share_dashboard
 from sidebar import scripts_admin
 from scrm import keys
@@ -63,5 +64,6 @@ def create_admin_app() -> web.Application:
     admin.add_routes(scripts_admin.routes)
     admin.add_routes(media_admin.routes)
     admin.add_routes(sharing_admin.routes)
+    admin.add_routes(commission_admin.routes)
     admin.add_routes(share_dashboard.routes)
     return admin

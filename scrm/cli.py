@@ -227,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate settings, gettoken, callback URL verification").set_defaults(func=cmd_check)
     from customers.cli import add_import_parser
     from customers.cli_tags import add_tags_parser
+    from sharing.cli import add_commission_parser
 
     add_import_parser(sub)
     add_tags_parser(sub)
+    add_commission_parser(sub)
     return parser
 
 

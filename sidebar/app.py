@@ -9,6 +9,7 @@ from aiohttp import web
 
 from scrm import keys
 from sidebar import auth, handlers, page, pages, scripts_handlers, share_handlers
+from sidebar import commission_handlers
 from sidebar.errors import NotSignedIn, SidebarError
 from sidebar.session import require_secret
 from wecom.errors import WeComError, WeComUnavailable
@@ -66,4 +67,5 @@ def create_sidebar_app() -> web.Application:
     app.add_routes(page.routes)
     app.add_routes(scripts_handlers.routes)
     app.add_routes(share_handlers.routes)
+    app.add_routes(commission_handlers.routes)
     return app
