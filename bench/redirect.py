@@ -1,30 +1,38 @@
 """Short-link redirects under load: the real service (302 + click recorded) vs a bare dict redirect.
 
 The real service (scrm.app.create_app, everything wired as in production) and a bare aiohttp handler
-that 302-redirects from a dict of code -> Location each run in their own process on 127.0.0.1. The
-load generator is this process: ``--concurrency`` connections (64) request random codes out of
-``--guides`` x ``--items`` share links (200 x 50 = 10,000), first ``--warmup`` requests, then
-``--requests`` timed ones. Half the connections carry a visitor cookie (returning visitors), half get
-one minted on every click.
+that 302-redirects from a dict of code -> Location each run in their own process on 127.0.0.1, both
+up for the whole run. The load generator is this process: ``--concurrency`` keep-alive connections
+(64) request random codes out of ``--guides`` x ``--items`` share links (200 x 50 = 10,000), first
+``--warmup`` requests to each server, then ``--requests`` timed ones to each, in ``--rounds`` turns
+that alternate between the servers (so load from other processes on the machine weighs on both
+alike). Every response must be a 302 to the expected Location. Connections cycle through WeCom,
+WeChat and Safari user agents; half carry a visitor cookie, half get one minted on every click.
 
-After its run the service is stopped with SIGTERM, so aiohttp runs its cleanup contexts and the click
+The cold default makes about a third of the timed requests link-cache misses (codes not requested
+before, read from the database); ``--warm-all`` first requests every code once, the steady state of
+links being clicked within the cache TTL. The split of service latency between misses and hits is
+printed, and each server's CPU time per redirect (all threads, from /proc).
+
+After the run the service is stopped with SIGTERM, so aiohttp runs its cleanup contexts and the click
 writer flushes; then the bench counts the stored clicks, which must equal every redirect it got.
 
 Prints redirects/s, p50 and p99 for both servers, the ratio, clicks stored vs sent, and PASS/FAIL
 against: service >= 60% of bare, service p99 < 20 ms, every click stored.
 
 Usage:
-  python bench/redirect.py [--requests 20000] [--warmup 2000] [--concurrency 64] [--guides 200]
-                           [--items 50] [--db postgresql://postgres@127.0.0.1:5432/bench_redirect]
-                           [--py-spy OUT.txt]
-The PostgreSQL database must be the bench's own: its bench guides, items, links and clicks are
-deleted and re-created on every run (other rows are left alone).
+  python bench/redirect.py [--requests 20000] [--warmup 2000] [--warm-all] [--concurrency 64]
+                           [--rounds 4] [--guides 200] [--items 50]
+                           [--db postgresql://postgres@127.0.0.1:5432/bench_redirect] [--py-spy OUT.txt]
+SQLite by default (a temporary file). A PostgreSQL database must be the bench's own: its bench
+guides, items, links and clicks are deleted and re-created on every run (other rows are left alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import logging
 import os
@@ -100,8 +108,7 @@ async def seed(database_url: str, guides: int, items: int) -> dict[str, str]:
             for s in staff_ids for c in item_ids
         ])
         link_ids = list((await session.scalars(select(ShareLink.id).where(ShareLink.staff_id.in_(staff_ids)))).all())
-        table = ShareLink.__table__
-        await conn.execute(update(table).where(table.c.id == bindparam("b_id")).values(code=bindparam("b_code")),
+        await conn.execute(update(ShareLink).where(ShareLink.id == bindparam("b_id")).values(code=bindparam("b_code")),
                            [{"b_id": i, "b_code": code_for(i, SHARE_SECRET)} for i in link_ids])
         # The codes are the ones the sidebar hands out: share_link_for finds the same link and code.
         probe = await share_link_for(session, staff_ids[0], item_ids[0], ShareChannel.NONE, secret=SHARE_SECRET, now=now)
@@ -179,13 +186,13 @@ async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 # -- the load generator -----------------------------------------------------------------------------
 
 
-USER_AGENTS: Final = (
-    b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
-    b"wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh",
-    b"Mozilla/5.0 (Linux; Android 14; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 "
-    b"Mobile Safari/537.36 MicroMessenger/8.0.49.2600(0x2800313D) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN",
-    b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    b"Version/17.4 Mobile/15E148 Safari/604.1",
+USER_AGENTS: Final = (  # WeCom, WeChat, Safari
+    (b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
+     b"wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh"),
+    (b"Mozilla/5.0 (Linux; Android 14; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 "
+     b"Mobile Safari/537.36 MicroMessenger/8.0.49.2600(0x2800313D) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN"),
+    (b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     b"Version/17.4 Mobile/15E148 Safari/604.1"),
 )
 
 
@@ -235,13 +242,18 @@ class _Connection(asyncio.Protocol):
         return await self.waiter
 
 
-async def load(base: str, codes: list[str], concurrency: int,
-               expected: dict[str, str]) -> tuple[float, list[float], int, int]:
-    """Request every code over ``concurrency`` connections; (seconds, latencies, redirects, failures).
+Result = tuple[float, list[float], list[float], int, int]
 
-    A failure is anything but a 302 to the expected Location (the target with the share code).
+
+async def load(base: str, codes: list[str], concurrency: int, expected: dict[str, str], seen: set[str]) -> Result:
+    """Request every code over ``concurrency`` connections.
+
+    Returns (seconds, latencies, latencies of each code's first request to this server (``seen``
+    holds the codes requested before), redirects, failures); a failure is anything but a 302 to the
+    expected Location (the target with the share code).
     """
     latencies: list[float] = []
+    first_latencies: list[float] = []
     redirects = failures = 0
     queue = iter(codes)
     host, port = base.removeprefix("http://").split(":")
@@ -256,10 +268,15 @@ async def load(base: str, codes: list[str], concurrency: int,
         if n % 2:
             extra += f"Cookie: {VISITOR_COOKIE}={secrets.token_urlsafe(12)}\r\n".encode()
         for code in queue:
+            first = code not in seen
+            seen.add(code)
             request = f"GET /s/{code} HTTP/1.1\r\nHost: {host}\r\n".encode() + extra + b"\r\n"
             t0 = time.perf_counter()
             status, location = await conn.get(request)
-            latencies.append(time.perf_counter() - t0)
+            latency = time.perf_counter() - t0
+            latencies.append(latency)
+            if first:
+                first_latencies.append(latency)
             if status == 302 and location == wanted[code]:
                 redirects += 1
             else:
@@ -272,7 +289,13 @@ async def load(base: str, codes: list[str], concurrency: int,
         for conn in connections:
             if conn.transport is not None:
                 conn.transport.close()
-    return time.perf_counter() - started, latencies, redirects, failures
+    return time.perf_counter() - started, latencies, first_latencies, redirects, failures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -304,14 +327,17 @@ class Tally:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.latencies: list[float] = []
+        self.first_latencies: list[float] = []
         self.redirects = 0
         self.failures = 0
         self.ratios: list[float] = []
+        self.cpu = 0.0  # server CPU seconds during the timed turns
 
-    def add(self, result: tuple[float, list[float], int, int]) -> float:
-        seconds, latencies, redirects, failures = result
+    def add(self, result: Result) -> float:
+        seconds, latencies, first_latencies, redirects, failures = result
         self.seconds += seconds
         self.latencies += latencies
+        self.first_latencies += first_latencies
         self.redirects += redirects
         self.failures += failures
         return len(latencies) / seconds
@@ -322,7 +348,8 @@ class Tally:
 
     def line(self, name: str) -> str:
         return (f"  {name:<31} {self.per_s:8.0f} redirects/s   p50 {_pct(self.latencies, 50):6.2f} ms   "
-                f"p99 {_pct(self.latencies, 99):6.2f} ms   non-302: {self.failures}")
+                f"p99 {_pct(self.latencies, 99):6.2f} ms   server CPU {self.cpu / len(self.latencies) * 1e6:4.0f} us/redirect"
+                f"   non-302: {self.failures}")
 
 
 async def main(args: argparse.Namespace) -> bool:
@@ -331,8 +358,10 @@ async def main(args: argparse.Namespace) -> bool:
     codes = sorted(locations)
     rng = random.Random(20260601)
     warmup = rng.choices(codes, k=args.warmup)
+    if args.warm_all:  # every code once first: the steady state of links that are being clicked
+        warmup = rng.sample(codes, len(codes)) + warmup
     timed = rng.choices(codes, k=args.requests)
-    first_seen_in_timed = len(set(timed) - set(warmup))
+    first_seen_in_timed = len(set(timed) - set(warmup))  # misses (more if the run outlasts the cache TTL)
     before = await stored_clicks(args.db)
     bare, service = Tally(), Tally()
     sent = 0
@@ -345,8 +374,9 @@ async def main(args: argparse.Namespace) -> bool:
         try:
             await _wait_up(bare_url + "/healthz", bare_proc)
             await _wait_up(service_url + "/healthz", service_proc)
-            await load(bare_url, warmup, args.concurrency, locations)
-            sent += (await load(service_url, warmup, args.concurrency, locations))[2]
+            seen: dict[str, set[str]] = {"bare": set(), "service": set()}
+            await load(bare_url, warmup, args.concurrency, locations, seen["bare"])
+            sent += (await load(service_url, warmup, args.concurrency, locations, seen["service"]))[3]
             if args.py_spy:
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                                         str(service_proc.pid), "--format", "raw", "--output", args.py_spy,
@@ -360,11 +390,14 @@ async def main(args: argparse.Namespace) -> bool:
                 chunk = timed[r * step:(r + 1) * step]
                 turns = [("bare", bare_url, bare), ("service", service_url, service)]
                 rates = {}
+                pids = {"bare": bare_proc.pid, "service": service_proc.pid}
                 for kind, url, tally in turns if r % 2 == 0 else turns[::-1]:
-                    result = await load(url, chunk, args.concurrency, locations)
+                    cpu0 = _cpu_seconds(pids[kind])
+                    result = await load(url, chunk, args.concurrency, locations, seen[kind])
+                    tally.cpu += _cpu_seconds(pids[kind]) - cpu0
                     rates[kind] = tally.add(result)
                     if kind == "service":
-                        sent += result[2]
+                        sent += result[3]
                 service.ratios.append(rates["service"] / rates["bare"])
         finally:
             if spy is not None:
@@ -375,12 +408,19 @@ async def main(args: argparse.Namespace) -> bool:
     stored = await stored_clicks(args.db) - before
 
     print(f"redirect: {args.requests} timed requests per server in {args.rounds} alternating rounds "
-          f"(+{args.warmup} warm-up), {args.concurrency} connections, {len(codes)} links "
+          f"(+{len(warmup)} warm-up), {args.concurrency} connections, {len(codes)} links "
           f"({args.guides} guides x {args.items} items), database {args.db.split(':')[0]}")
     print(bare.line("bare dict redirect"))
     print(service.line("service (302 + click recorded)"))
     print(f"  link-cache misses in the timed run: {first_seen_in_timed} ({first_seen_in_timed / len(timed):.0%} of "
           "requests: codes not seen before, read from the database)")
+    if service.first_latencies:
+        hit_latencies = sorted(service.latencies)
+        for x in service.first_latencies:  # multiset difference: the hits are what the misses leave
+            hit_latencies.pop(bisect.bisect_left(hit_latencies, x))
+        print(f"  service p50/p99: misses {_pct(service.first_latencies, 50):.2f}/"
+              f"{_pct(service.first_latencies, 99):.2f} ms, hits {_pct(hit_latencies, 50):.2f}/"
+              f"{_pct(hit_latencies, 99):.2f} ms")
     ratio = service.per_s / bare.per_s
     p99 = _pct(service.latencies, 99)
     print(f"  throughput service/bare: {ratio:.0%} (rounds {min(service.ratios):.0%}..{max(service.ratios):.0%}; "
@@ -400,6 +440,7 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--warm-all", action="store_true", help="request every code once before the warm-up")
     parser.add_argument("--guides", type=int, default=200)
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--db", default="")
@@ -412,6 +453,8 @@ if __name__ == "__main__":
     elif a.serve_service:
         serve_service(a.serve_service, a.db)
     else:
-        raw = a.db or os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench-redirect.db"
-        a.db = normalise_database_url(raw)
-        sys.exit(0 if asyncio.run(main(a)) else 1)
+        with tempfile.TemporaryDirectory() as scratch:  # the default SQLite database goes with it
+            a.db = normalise_database_url(a.db or os.environ.get("DATABASE_URL")
+                                          or f"sqlite:///{scratch}/bench-redirect.db")
+            passed = asyncio.run(main(a))
+        sys.exit(0 if passed else 1)

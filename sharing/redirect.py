@@ -1,9 +1,9 @@
 """The short-link redirect: ``GET /s/{code}`` answers a 302 at once and records the click off the path.
 
 The shop gets the share code as ``scrm_share=<code>`` in the target's query, to carry into the order
-for attribution. Codes resolve through an in-process ``LinkCache`` (one query on a miss, TTL 30 s, so
-a link or item an admin disables in another process stops redirecting within the TTL; unknown codes
-are cached too, for 5 s). The click (time, link, visitor cookie, user-agent class) goes to the
+for attribution. Codes resolve through an in-process ``LinkCache`` (misses read in batches, one query
+each; TTL 30 s, so a link or item an admin disables in another process stops redirecting within the
+TTL; unknown codes are cached too, for 5 s). The click (time, link, visitor cookie, user-agent class) goes to the
 ``ClickWriter`` buffer: the request never waits for the database except on a cache miss.
 
 Unknown, malformed or disabled codes get a small Chinese page asking the visitor to get a new link
@@ -26,7 +26,8 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ContentItem, ShareLink
@@ -44,9 +45,11 @@ NEGATIVE_TTL: Final = 5.0  # seconds an unknown code is remembered as unknown
 ERROR_TTL: Final = 5.0  # seconds a stale entry is served again while the database fails
 CACHE_SIZE: Final = 100_000  # codes kept at most (oldest inserted evicted first)
 LOAD_BATCH: Final = 500  # codes read with one query at most
+MAX_READERS: Final = 2  # batch reads in flight at once (well under the engine's pool size)
 
-# What secrets.token_urlsafe(12) mints (16 characters); a little slack for ids minted elsewhere.
-_VISITOR_ID: Final = re.compile(r"[A-Za-z0-9_-]{16,32}")
+# The visitor cookie in a Cookie header, if well-formed: what secrets.token_urlsafe(12) mints (16
+# characters), with a little slack for ids minted elsewhere. One search instead of parsing every cookie.
+_VISITOR_IN_COOKIES: Final = re.compile(rf"(?:^|;)\s*{VISITOR_COOKIE}=([A-Za-z0-9_-]{{16,32}})\s*(?:;|$)")
 # Everything a URL may carry unescaped; the rest (non-ASCII, spaces, controls) is percent-encoded so
 # the Location header is always valid ASCII and cannot be split.
 _URL_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
@@ -104,17 +107,28 @@ def _cached_link(code: str, link_id: int, target_url: str, link_enabled: bool, i
     return CachedLink(link_id, target_url, live, location)
 
 
+_LINKS: Final = select(ShareLink.code, ShareLink.id, ContentItem.target_url, ShareLink.enabled,
+                       ContentItem.enabled).join(ContentItem, ContentItem.id == ShareLink.content_id)
+# Built once: constructing a statement and its cache key per read costs more than the read on PostgreSQL.
+# There "= ANY(array)" is one prepared statement whatever the batch size (IN (...) is one per size).
+_LINKS_BY_CODE_ARRAY: Final = _LINKS.where(ShareLink.code == any_(bindparam("codes", type_=postgresql.ARRAY(String))))
+_LINKS_BY_CODES: Final = _LINKS.where(ShareLink.code.in_(bindparam("codes", expanding=True)))
+
+
 async def load_links(maker: async_sessionmaker[AsyncSession], codes: Sequence[str]) -> dict[str, CachedLink]:
     """The links behind ``codes`` from the database, in one query; unknown codes are absent."""
     async with maker() as session:
-        rows = (
-            await session.execute(
-                select(ShareLink.code, ShareLink.id, ContentItem.target_url, ShareLink.enabled, ContentItem.enabled)
-                .join(ContentItem, ContentItem.id == ShareLink.content_id)
-                .where(ShareLink.code.in_(codes))
-            )
-        ).all()
-    return {code: _cached_link(code, *rest) for code, *rest in rows}
+        if session.get_bind().dialect.name == "postgresql":
+            # One round trip: a single-statement read needs no BEGIN and ROLLBACK around it.
+            conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            rows = (await conn.execute(_LINKS_BY_CODE_ARRAY, {"codes": list(codes)})).all()
+        else:
+            conn = await session.connection()
+            rows = (await conn.execute(_LINKS_BY_CODES, {"codes": list(codes)})).all()
+    return {
+        str(code): _cached_link(str(code), link_id, target_url, link_enabled, item_enabled)
+        for code, link_id, target_url, link_enabled, item_enabled in rows
+    }
 
 
 LoadLinks = Callable[[async_sessionmaker[AsyncSession], Sequence[str]], Awaitable[dict[str, CachedLink]]]
@@ -123,9 +137,10 @@ LoadLinks = Callable[[async_sessionmaker[AsyncSession], Sequence[str]], Awaitabl
 class LinkCache:
     """Code -> CachedLink (or None for unknown) with a TTL and a size bound; misses are read in batches.
 
-    Misses that arrive while a read is running wait for the next one, which fetches all their codes
-    with one ``IN (...)`` query (the group-commit idea of bot.inbox, for reads): under load a cold
-    cache costs one round trip per batch, not per request, and a code is never read twice at once.
+    Misses queue up; a reader task takes the whole queue and fetches it with one ``IN (...)`` query
+    (the group-commit idea of bot.inbox, for reads). Up to ``max_readers`` reads run at once, so a
+    miss does not wait behind a read already on its way. Under load a cold cache costs one round
+    trip per batch, not per request, and a code is never read twice at once.
     """
 
     def __init__(
@@ -135,6 +150,7 @@ class LinkCache:
         negative_ttl: float = NEGATIVE_TTL,
         max_size: int = CACHE_SIZE,
         max_batch: int = LOAD_BATCH,
+        max_readers: int = MAX_READERS,
         clock: Callable[[], float] = time.monotonic,
         load: LoadLinks = load_links,
     ) -> None:
@@ -142,12 +158,16 @@ class LinkCache:
         self.negative_ttl = negative_ttl
         self.max_size = max_size
         self.max_batch = max_batch
+        self.max_readers = max_readers
         self._clock = clock
         self._load = load
         self._entries: dict[str, tuple[float, CachedLink | None]] = {}
-        self._pending: dict[str, asyncio.Future[CachedLink | None]] = {}  # queued or being read
+        # Codes queued or being read, with a future per waiting request (its own, so a cancelled
+        # request cancels nobody else's answer; and no shield, whose extra hop adds a loop turn).
+        self._pending: dict[str, list[asyncio.Future[CachedLink | None]]] = {}
         self._queue: list[str] = []  # codes waiting for the next read
-        self._reader: asyncio.Task[None] | None = None
+        self._readers = 0  # reader tasks alive
+        self._starting = False  # one of them has not taken the queue yet
         self.hits = 0
         self.misses = 0
         self.reads = 0
@@ -166,34 +186,46 @@ class LinkCache:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        future = self._pending.get(code)
-        if future is None:
-            future = self._pending[code] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CachedLink | None] = asyncio.get_running_loop().create_future()
+        waiters = self._pending.get(code)
+        if waiters is not None:
+            waiters.append(future)
+        else:
+            self._pending[code] = [future]
             self._queue.append(code)
-            if self._reader is None:
-                # A task of its own, so a cancelled request does not cancel the others' answers.
-                self._reader = asyncio.create_task(self._read(maker), name="link-cache-reader")
-        return await asyncio.shield(future)
+            if not self._starting and self._readers < self.max_readers:
+                # A task of its own, so a cancelled request does not cancel the read.
+                self._starting = True
+                self._readers += 1
+                asyncio.create_task(self._read(maker), name="link-cache-reader")
+        return await future
 
     async def _read(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        codes: list[str] = []
         try:
-            while self._queue:
+            self._starting = False
+            # Go on while codes wait and no fresher reader is about to take them.
+            while self._queue and not self._starting:
                 codes, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
                 self.reads += 1
                 try:
                     links = await self._load(maker, codes)
-                except Exception as exc:
+                except Exception as exc:  # whatever the database raised goes to these requests
                     self._failed(codes, exc)
                 else:
                     for code in codes:
                         link = links.get(code)
                         self._store(code, link, self.ttl if link is not None else self.negative_ttl)
                         self._answer(code, link)
+                codes = []
         finally:
-            self._reader = None
-            self._queue = []
-            for code in list(self._pending):  # left only if this task was cancelled (loop shutting down)
+            self._readers -= 1
+            # Only when cancelled (the loop shutting down): nobody else will answer these.
+            left = codes + (self._queue if not self._readers else [])
+            for code in left:
                 self._answer(code, None, asyncio.CancelledError())
+            if not self._readers:
+                self._queue, self._starting = [], False
 
     def _failed(self, codes: list[str], exc: Exception) -> None:
         stale_served = 0
@@ -210,13 +242,13 @@ class LinkCache:
                         len(codes), stale_served, ERROR_TTL, exc_info=exc)
 
     def _answer(self, code: str, link: CachedLink | None, exc: BaseException | None = None) -> None:
-        future = self._pending.pop(code, None)
-        if future is None or future.done():
-            return
-        if exc is None:
-            future.set_result(link)
-        else:
-            future.set_exception(exc)
+        for future in self._pending.pop(code, ()):
+            if future.done():
+                continue
+            if exc is None:
+                future.set_result(link)
+            else:
+                future.set_exception(exc)
 
     def _store(self, code: str, link: CachedLink | None, ttl: float) -> None:
         entries = self._entries
@@ -226,6 +258,8 @@ class LinkCache:
         entries[code] = (self._clock() + ttl, link)
 
 
+# One cache per application, kept beside it (not under an AppKey): it needs no start-up or clean-up,
+# may be swapped by tests after the app is frozen, and goes away with the app.
 _CACHES: Final = weakref.WeakKeyDictionary[web.Application, LinkCache]()
 
 
@@ -311,9 +345,9 @@ async def follow_link(request: web.Request) -> web.Response:
     if not link.live:
         return _friendly(410, DISABLED_PAGE)
 
-    visitor_id = request.cookies.get(VISITOR_COOKIE, "")
-    if not _VISITOR_ID.fullmatch(visitor_id):
-        visitor_id = secrets.token_urlsafe(12)
+    cookies = request.headers.get("Cookie")
+    found = _VISITOR_IN_COOKIES.search(cookies) if cookies else None
+    visitor_id = found.group(1) if found else secrets.token_urlsafe(12)
     # Built by hand: the id is URL-safe by construction (or by the check above), and SimpleCookie
     # costs more than the rest of this handler.
     cookie = f"{VISITOR_COOKIE}={visitor_id}; Max-Age={VISITOR_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"

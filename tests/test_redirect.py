@@ -172,6 +172,23 @@ async def test_malformed_visitor_cookie_is_replaced(
     assert [r.visitor_id for r in await clicks(maker)] == [minted]
 
 
+async def test_visitor_cookie_is_found_among_other_cookies(
+    client: TestClient, app: web.Application, maker: Maker, settings: Settings, clock: FakeClock
+) -> None:
+    guide = await add_guide(maker)
+    link = await add_link(maker, settings, clock, guide)
+    visitor = "Vv_-0123456789ab"
+    decoy = "Dd_-0123456789ab"
+
+    status, headers, _ = await follow(client, str(link.code), headers={
+        "Cookie": f"x{VISITOR_COOKIE}={decoy}; session=abc; {VISITOR_COOKIE}={visitor}; theme=dark"})
+
+    assert status == 302
+    assert headers["Set-Cookie"].startswith(f"{VISITOR_COOKIE}={visitor};")
+    await app[keys.CLICK_WRITER].flush()
+    assert [r.visitor_id for r in await clicks(maker)] == [visitor]
+
+
 async def test_visitor_cookie_is_secure_behind_https(
     settings: Settings, clock: FakeClock, maker: Maker, aiohttp_client: Any
 ) -> None:
