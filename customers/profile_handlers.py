@@ -9,6 +9,7 @@ from customers.identity import normalise_phone
 from customers.profile import CustomerNotFound, load_profile
 from models import Customer, CustomerIdentity
 from scrm import keys
+from scrm.jsonweb import json_response
 
 routes = web.RouteTableDef()
 MAX_RESULTS = 50
@@ -38,10 +39,4 @@ async def customer_profile(request: web.Request) -> web.Response:
             profile = await load_profile(session, int(request.match_info["customer_id"]), show_phone=True)
         except CustomerNotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-    return web.json_response(profile.as_json(), dumps=_dumps)
-
-
-def _dumps(obj: object) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
+    return json_response(profile.as_json())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -11,17 +10,14 @@ from aiohttp import BodyPartReader, web
 from media.assets import IMAGE_MAX, InvalidMedia, store_image
 from models import MediaAsset
 from scrm import keys
+from scrm.jsonweb import json_response
 
 routes = web.RouteTableDef()
 MULTIPART_SLACK: Final = 64 * 1024
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
 def _error(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message}, status=status, dumps=_dumps)
+    return json_response({"error": message}, status)
 
 
 def asset_json(asset: MediaAsset) -> dict[str, Any]:
@@ -60,7 +56,7 @@ async def upload_image(request: web.Request) -> web.Response:
             body = asset_json(asset)
     except InvalidMedia as exc:
         return _error(exc.message)
-    return web.json_response(body, status=201, dumps=_dumps)
+    return json_response(body, 201)
 
 
 @routes.get(r"/api/media/{id:\d+}")

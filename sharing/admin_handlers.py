@@ -14,22 +14,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from models import ContentItem, ShareLink, Staff
+from models import ContentItem, Staff
 from scrm import keys
+from scrm.jsonweb import json_response
 from sharing import links as svc
 
 routes = web.RouteTableDef()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with Chinese left readable."""
-    return web.json_response(data, status=status, dumps=_dumps)
 
 
 def _domain_errors(handler: Handler) -> Handler:
@@ -107,11 +99,16 @@ async def list_links(request: web.Request) -> web.Response:
     """Every guide's links with clicks and visitors: ?staff=<userid> for one guide."""
     settings = request.config_dict[keys.SETTINGS]
     async with request.config_dict[keys.SESSIONMAKER]() as session:
-        query = select(Staff.id, Staff.userid, Staff.name).where(Staff.id.in_(select(ShareLink.staff_id)))
+        staff_id = None
         if request.query.get("staff"):
-            query = query.where(Staff.userid == request.query["staff"])
-        guides = (await session.execute(query.order_by(Staff.id))).all()
-        out = [{"userid": userid, "name": name, "links": await svc.guide_links(session, staff_id,
-                                                                             settings.public_base_url)}
-               for staff_id, userid, name in guides]
-    return json_response({"guides": out})
+            staff_id = await session.scalar(select(Staff.id).where(Staff.userid == request.query["staff"]))
+            if staff_id is None:
+                return json_response({"error": "没有这位员工", "field": "staff"}, 404)
+        found = await svc.guide_links(session, settings.public_base_url, staff_id=staff_id)
+        staff = {i: (u, n) for i, u, n in (await session.execute(
+            select(Staff.id, Staff.userid, Staff.name).where(Staff.id.in_({s for s, _ in found})))).all()}
+    guides: dict[int, dict[str, Any]] = {}
+    for sid, link in found:
+        userid, name = staff[sid]
+        guides.setdefault(sid, {"userid": userid, "name": name, "links": []})["links"].append(link)
+    return json_response({"guides": list(guides.values())})

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from models import AuditEntry
 from scrm import keys
+from scrm.jsonweb import json_response
 from sharing import commission_service as svc
 from sharing.commission import InvalidMonth, InvalidRules, OutsideLimits, parse_month
 
@@ -29,17 +30,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Who the audit trail names for changes made with the admin token.
 ADMIN_ACTOR: Final = "admin"
 MAX_BODY: Final = 64 * 1024
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with Chinese left readable, never cached."""
-    response = web.json_response(data, status=status, dumps=_dumps)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _error(message: str, field: str, status: int, **extra: Any) -> web.Response:

@@ -9,8 +9,8 @@ from typing import Any, Final, cast
 from aiohttp import web
 
 from scrm import keys
+from scrm.jsonweb import json_response
 from sharing import charts
-from sharing.admin_handlers import json_response
 from sharing.attribution import recompute_attribution
 from sharing.performance import GROUPS, PERIODS, GroupBy, Period, Row, performance, period_bounds, totals
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ContentItem, ContentKind, LinkClick, ShareChannel, ShareLink, Staff, Tag, insert_ignore
+from models import ContentItem, ContentKind, LinkClick, ShareChannel, ShareLink, Tag, insert_ignore
 from sharing.codes import code_for, encode
 
 TITLE_MAX: Final = 128
@@ -177,18 +177,22 @@ async def _free_code(session: AsyncSession, link_id: int, secret: str) -> str:
     return candidate
 
 
-async def guide_links(session: AsyncSession, staff_id: int, public_base_url: str) -> list[dict[str, Any]]:
-    """The guide's links with their item, clicks and unique visitors, most clicked first."""
+async def guide_links(session: AsyncSession, public_base_url: str, *,
+                      staff_id: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(staff id, link) for one guide's links, or everyone's, with clicks and unique visitors; most clicked first."""
+    scope = [ShareLink.code.is_not(None)] + ([ShareLink.staff_id == staff_id] if staff_id is not None else [])
+    # Aggregate only the clicks of the links asked for, not the whole click table.
     clicks = (select(LinkClick.link_id, func.count().label("clicks"),
                      func.count(func.distinct(LinkClick.visitor_id)).label("visitors"))
+              .join(ShareLink, ShareLink.id == LinkClick.link_id).where(*scope)
               .group_by(LinkClick.link_id).subquery())
     rows = (await session.execute(
         select(ShareLink, ContentItem, func.coalesce(clicks.c.clicks, 0), func.coalesce(clicks.c.visitors, 0))
         .join(ContentItem, ContentItem.id == ShareLink.content_id)
         .outerjoin(clicks, clicks.c.link_id == ShareLink.id)
-        .where(ShareLink.staff_id == staff_id, ShareLink.code.is_not(None))
+        .where(*scope)
         .order_by(func.coalesce(clicks.c.clicks, 0).desc(), ShareLink.id.desc()))).all()
-    return [link_json(link, item, public_base_url) | {"clicks": int(n), "visitors": int(v)}
+    return [(link.staff_id, link_json(link, item, public_base_url) | {"clicks": int(n), "visitors": int(v)})
             for link, item, n, v in rows]
 
 
@@ -198,8 +202,3 @@ def link_json(link: ShareLink, item: ContentItem, public_base_url: str) -> dict[
     return {"id": link.id, "code": link.code, "url": short_url(public_base_url, link.code),
             "channel": link.channel.value, "channel_name": CHANNEL_NAMES[link.channel], "enabled": link.enabled,
             "content": content_json(item)}
-
-
-async def staff_id_of(session: AsyncSession, userid: str) -> int | None:
-    """The staff row id of a WeCom userid."""
-    return await session.scalar(select(Staff.id).where(Staff.userid == userid))

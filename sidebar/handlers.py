@@ -8,6 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from scrm import keys
+from scrm.jsonweb import json_response
 from sidebar import contact, group, jssdk, notes, tagging
 from sidebar.context import bot_context
 from sidebar.errors import InvalidRequest
@@ -16,17 +17,6 @@ routes = web.RouteTableDef()
 #: The signed-in member's userid, set by the session middleware.
 USERID: Final = web.RequestKey("sidebar_userid", str)
 MAX_BODY: Final = 16 * 1024
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with Chinese left readable, never cached (it is per member)."""
-    response = web.json_response(data, status=status, dumps=_dumps)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def json_body(request: web.Request, example: str) -> Any:

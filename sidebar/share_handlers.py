@@ -62,8 +62,8 @@ async def my_links(request: web.Request) -> web.Response:
     app = request.config_dict
     async with app[keys.SESSIONMAKER]() as session:
         viewer = await load_viewer(session, request[USERID])
-        data = await links.guide_links(session, viewer.staff_id, app[keys.SETTINGS].public_base_url)
-    return json_response({"links": data})
+        data = await links.guide_links(session, app[keys.SETTINGS].public_base_url, staff_id=viewer.staff_id)
+    return json_response({"links": [link for _, link in data]})
 
 
 @routes.get("/api/share/results")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from models import LinkClick, ShareLink, Staff, StaffRole
+from models import LinkClick, Staff, StaffRole
 from sharing import codes
 from tests.brand import Brand, _as
 
@@ -81,14 +81,17 @@ async def test_a_guide_gets_the_same_link_every_time_and_sees_its_clicks(client:
     assert len({first["code"], other_channel["code"], colleague["code"]}) == 3
 
     async with maker.begin() as session:
-        link_id = (await session.get(ShareLink, first["id"])).id  # type: ignore[union-attr]
-        session.add_all([LinkClick(link_id=link_id, at=clock.now, visitor_id=v, ua_class="wechat")
+        session.add_all([LinkClick(link_id=first["id"], at=clock.now, visitor_id=v, ua_class="wechat")
                          for v in ("v1", "v1", "v2")])
     mine = await (await client.get("/sidebar/api/share/links", headers=_as("zhangsan", clock))).json()
     assert [(m["code"], m["clicks"], m["visitors"]) for m in mine["links"]] == [
         (first["code"], 3, 2), (other_channel["code"], 0, 0)]
     everyone = await (await client.get("/admin/api/share-links", headers=ADMIN)).json()
     assert {g["userid"] for g in everyone["guides"]} == {"zhangsan", "lisi"}
+    lisi = await (await client.get("/admin/api/share-links?staff=lisi", headers=ADMIN)).json()
+    assert [(g["userid"], [link["code"] for link in g["links"]]) for g in lisi["guides"]] == [
+        ("lisi", [colleague["code"]])]
+    assert (await client.get("/admin/api/share-links?staff=nobody", headers=ADMIN)).status == 404
 
 
 async def test_retired_content_and_bad_requests_are_refused(client: TestClient, brand: Brand, clock: Any,
