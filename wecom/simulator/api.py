@@ -8,6 +8,7 @@ faults, permission, lenient JSON); the per-API handlers only pick parameters and
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import qrcode
 from aiohttp import BodyPartReader, web
 from yarl import URL
 
@@ -105,6 +107,8 @@ async def _cgi_bin(request: web.Request) -> web.Response:
     state = request.app[SIMULATOR_STATE]
     path = request.match_info["path"].strip("/")
     state.calls[path] += 1
+    # Where the simulator is reachable (it may be mounted under a prefix): QR images it hands out point here.
+    state.public_base = str(request.url.with_query(None)).split("/cgi-bin/", 1)[0]
     endpoint = _ENDPOINTS.get(path)
     if endpoint is None:
         # Loud on purpose: a path the simulator lacks is a gap in the fake, not a client error.
@@ -341,6 +345,19 @@ async def _oauth_authorize(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
+async def _contact_way_qr(request: web.Request) -> web.Response:
+    """The image behind a contact way's qr_code URL: a QR code that opens the simulator's scan page."""
+    state = request.app[SIMULATOR_STATE]
+    config_id = request.match_info["config_id"]
+    if config_id not in state.contact_ways:
+        raise web.HTTPNotFound(text="no such contact way")
+    scan_url = str(request.url.with_query(None)).split("/_sim/qr/", 1)[0] + f"/_sim/scan/{config_id}"
+    image = qrcode.make(scan_url, box_size=8, border=2)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return web.Response(body=out.getvalue(), content_type="image/png")
+
+
 def create_simulator_app(state: SimulatorState) -> web.Application:
     """Build the fake WeCom: serve it and point the client's API base URL at `http://host:port/cgi-bin/`."""
     app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
@@ -351,4 +368,5 @@ def create_simulator_app(state: SimulatorState) -> web.Application:
     app.router.add_post("/_sim/mass/confirm", _sim_mass_confirm)
     app.router.add_post("/_sim/jsapi/verify", _sim_jsapi_verify)
     app.router.add_get("/connect/oauth2/authorize", _oauth_authorize)
+    app.router.add_get("/_sim/qr/{config_id}.png", _contact_way_qr)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -103,8 +104,24 @@ async def duplicate_delivery(state: SimulatorState, sender: CallbackSender, para
     return [await sender.send(xml), await sender.send(xml)]
 
 
+async def scan_contact_way(state: SimulatorState, sender: CallbackSender, params: dict[str, Any]) -> list[DeliveryReport]:
+    """A customer scans a contact-way QR code (params: config_id, name) and adds whoever it hands them to."""
+    config_id = str(params.get("config_id") or "")
+    if config_id not in state.contact_ways:
+        raise web.HTTPNotFound(text=f"unknown contact way {config_id!r}")
+    try:
+        _, _, xml = state.ev_customer_scans_contact_way(
+            config_id, name=str(params.get("name") or random.choice(_NAMES)),
+            external_userid=params.get("external_userid") or None,
+        )
+    except ValueError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    return [await sender.send(xml)]
+
+
 SCENARIOS: Final[dict[str, Scenario]] = {
     "add_customer": add_customer,
+    "scan_contact_way": scan_contact_way,
     "edit_customer": edit_customer,
     "guide_deletes_customer": guide_deletes_customer,
     "customer_deletes_guide": customer_deletes_guide,
@@ -123,6 +140,13 @@ def _report_json(report: DeliveryReport) -> dict[str, Any]:
     }
 
 
+def _page(title: str, body: str, *, status: int = 200) -> web.Response:
+    page = (f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
+            f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
+
+
 def add_scenario_routes(app: web.Application, state: SimulatorState, sender: CallbackSender) -> None:
     """``GET /_sim/scenarios`` lists them; ``POST /_sim/scenarios/{name}`` runs one (JSON params)."""
 
@@ -139,8 +163,24 @@ def add_scenario_routes(app: web.Application, state: SimulatorState, sender: Cal
         return web.json_response({"scenario": name, "callback_url": sender.url,
                                   "deliveries": [_report_json(r) for r in reports]}, dumps=_dumps)
 
+    async def scan_page(request: web.Request) -> web.Response:
+        # What the phone shows after scanning the QR code, so the demo can "scan" from a browser.
+        config_id = request.match_info["config_id"]
+        way = state.contact_ways.get(config_id)
+        if way is None:
+            return _page("二维码已失效", "<p>该「联系我」二维码已被删除。</p>", status=404)
+        if request.method == "POST":
+            form = await request.post()
+            await scan_contact_way(state, sender, {"config_id": config_id, "name": str(form.get("name") or "")})
+            return _page("已添加", "<p>已添加为联系人，导购会收到通知。</p>")
+        who = "、".join(state.members[u].name for u in way.user if u in state.members) or "（无成员）"
+        body = (f"<p>扫码添加：{html.escape(who)}</p><form method='post'>"
+                "<label>你的昵称 <input name='name' maxlength='20'></label> <button>添加到通讯录</button></form>")
+        return _page("添加企业微信联系人（模拟）", body)
+
     app.router.add_get("/_sim/scenarios", list_scenarios)
     app.router.add_post("/_sim/scenarios/{name}", run)
+    app.router.add_route("*", "/_sim/scan/{config_id}", scan_page)
 
     async def close_sender(_: web.Application) -> None:
         await sender.close()

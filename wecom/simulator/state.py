@@ -178,6 +178,8 @@ class SimulatorState:
         self.mark_tag_log: list[dict[str, Any]] = []
         self.events: list[str] = []  # every callback plaintext the ev_* hooks produced
         self.calls: collections.Counter[str] = collections.Counter()
+        self.public_base = ""  # the simulator's own URL, learnt from the first API call
+        self._scans: collections.Counter[str] = collections.Counter()
 
         # Switches (PROTOCOL marks several behaviours [unsure]; the fake makes them configurable).
         self.rotate_tokens_on_gettoken = False
@@ -504,6 +506,26 @@ class SimulatorState:
             self.welcome_codes[code.code] = code
             fields.append(("WelcomeCode", code.code))
         return external_userid, self._sys_event("change_external_contact", fields)
+
+    def ev_customer_scans_contact_way(
+        self, config_id: str, *, name: str = "顾客", external_userid: str | None = None
+    ) -> tuple[str, str, str]:
+        """A customer scans a contact-way QR code; returns (userid, external_userid, event XML).
+
+        A multi-member code hands scanners to its members in turn (WeCom spreads them; turns are
+        deterministic here so tests can tell who gets the next one)."""
+        way = self.contact_ways.get(config_id)
+        if way is None:
+            raise KeyError(config_id)
+        members = [u for u in way.user if u in self.members and self.members[u].status == 1]
+        if not members:
+            raise ValueError(f"contact way {config_id} has no active member")
+        userid = members[self._scans[config_id] % len(members)]
+        self._scans[config_id] += 1
+        external_userid, xml = self.ev_customer_adds_member(
+            userid, external_userid=external_userid, name=name, state=way.state, half=not way.skip_verify
+        )
+        return userid, external_userid, xml
 
     def ev_member_confirms_half(self, userid: str, external_userid: str) -> str:
         """The member accepts a half-added customer: the relation becomes visible to the APIs."""
@@ -920,7 +942,9 @@ class SimulatorState:
         way = ContactWay(config_id, way_type, scene, self.now())
         self._apply_contact_way(way, {"user": [], **body})
         if scene == 2:
-            way.qr_code = f"https://wework.qpic.cn/wwpic/{self._random_id('', 24)}/0"
+            # Real WeCom hands out a wework.qpic.cn image; ours is served by the simulator so it can be fetched.
+            way.qr_code = (f"{self.public_base}/_sim/qr/{config_id}.png" if self.public_base
+                           else f"https://wework.qpic.cn/wwpic/{self._random_id('', 24)}/0")
         self.contact_ways[config_id] = way
         result: dict[str, Any] = {"config_id": config_id}
         if way.qr_code:
