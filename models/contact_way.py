@@ -23,4 +23,8 @@ class ContactWay(Base):
     qr_code: Mapped[str] = mapped_column(String(512), default="")
     # Overrides the default welcome message for customers arriving through this way.
     welcome_text: Mapped[str] = mapped_column(String(4000), default="")
+    # Set for a guide's "add me" poster code: new contacts through it count for this content item.
+    content_id: Mapped[int | None] = mapped_column(
+        ForeignKey("content_items.id", ondelete="SET NULL"), index=True, default=None
+    )
     created_at: Mapped[created]
