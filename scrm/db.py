@@ -9,18 +9,23 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Seconds a request waits for a pooled connection before giving up (the handlers answer 503 then):
+#: long enough to ride out a burst, short enough that nobody stares at a spinner for half a minute.
+POOL_WAIT: float = 10.0
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:
     """An async engine; SQLite gets WAL and foreign keys so it behaves like a server database."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)  # type: ignore[arg-type]
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_timeout=POOL_WAIT,
+                                     **kwargs)  # type: ignore[arg-type]
         _configure_sqlite(engine.sync_engine)
         return engine
     # No pre-ping: it costs a round trip per checkout on the callback hot path (measured: ~25% of
     # throughput). A connection lost to a database restart fails one batch, which answers 5xx,
     # and WeCom re-sends; recycling keeps idle connections from going stale behind firewalls.
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, **kwargs)  # type: ignore[arg-type]
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, pool_timeout=POOL_WAIT,
+                               **kwargs)  # type: ignore[arg-type]
 
 
 def _configure_sqlite(sync_engine: Engine) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from scrm import keys
 from sidebar import auth, handlers, page, pages, scripts_handlers, share_handlers
@@ -30,12 +31,16 @@ def _signin_url(request: web.Request) -> str:
 
 def _error(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
     if _is_page(request):
-        return pages.error_page(message, status)
-    body = {"error": code, "message": message}
-    if status == 401:
-        body["signin"] = _signin_url(request)
-        body["hint"] = "登录已失效，请重新打开侧边栏（或刷新页面）以重新登录。"
-    return handlers.json_response(body, status)
+        response = pages.error_page(message, status)
+    else:
+        body = {"error": code, "message": message}
+        if status == 401:
+            body["signin"] = _signin_url(request)
+            body["hint"] = "登录已失效，请重新打开侧边栏（或刷新页面）以重新登录。"
+        response = handlers.json_response(body, status)
+    if status == 503:
+        response.headers["Retry-After"] = "2"
+    return response
 
 
 @web.middleware
@@ -51,6 +56,10 @@ async def sidebar_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except SidebarError as exc:
         return _error(request, exc.status, exc.code, exc.message)
+    except PoolTimeout:
+        # Every database connection is busy: an overload, not a bug. Say so instead of a bare 500.
+        _LOGGER.warning("no database connection free for %s", request.path)
+        return _error(request, 503, "busy", "当前访问人数较多，请稍后重试。")
     except WeComUnavailable:
         _LOGGER.warning("WeCom unreachable during %s", request.path)
         return _error(request, 503, "wecom_unavailable", "暂时无法连接企业微信，请稍后重试。")

@@ -28,13 +28,15 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sync
-from customers.profile import load_profile
+from customers.identity import surviving
+from customers.profile import yuan
 from customers.rules import Between, Bought, Compare, In, Rule, RuleError, parse, validate_rule, walk
-from customers.rulesql import counted, customers, matching_ids, purchase_time
+from customers.rulesql import counted, matching_ids, purchase_time
 from models import (
     CustomerGroup,
     IdentityKind,
     MediaAsset,
+    Membership,
     Order,
     OrderItem,
     ScriptCategory,
@@ -419,7 +421,7 @@ def specificity(rule: Rule) -> int:
 def _matching_union(rules: Sequence[tuple[int, Rule]], customer_id: int, now: dt.datetime) -> Select[Any]:
     parts = [
         select(literal_column(str(int(script_id))).label("script_id"))
-        .where(matching_ids(rule, now=now).where(customers.c.id == customer_id).exists())
+        .where(matching_ids(rule, now=now, only=customer_id).exists())
         for script_id, rule in rules
     ]
     return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
@@ -463,15 +465,19 @@ async def variable_values(session: AsyncSession, viewer: Viewer, customer_id: in
     values = {name: "" for name in VARIABLES} | {"guide_name": viewer.name, "store_name": viewer.store_name}
     if customer_id is None:
         return values
-    profile = await load_profile(session, customer_id)
-    values |= {
-        "customer_name": profile.name.strip(),
-        "last_product": await last_product(session, profile.customer_id),
-        "points": str(profile.points) if profile.points is not None else "",
-        "tier": profile.tier,
-        "tier_gap": _plain_yuan(profile.next_tier_gap),
-        "next_tier": profile.next_tier,
-    }
+    # Only what the variables need (name, membership, last product): the whole profile is the
+    # profile endpoint's job, and loading it again here cost a third of a sidebar open.
+    customer = await surviving(session, customer_id)
+    membership = await session.get(Membership, customer.id)
+    values |= {"customer_name": customer.name.strip(), "last_product": await last_product(session, customer.id)}
+    if membership is not None:
+        gap = membership.next_tier_gap_cents
+        values |= {
+            "points": str(membership.points) if membership.points is not None else "",
+            "tier": membership.tier,
+            "tier_gap": _plain_yuan(yuan(gap) if gap is not None else None),
+            "next_tier": membership.next_tier,
+        }
     return values
 
 

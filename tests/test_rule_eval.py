@@ -235,6 +235,11 @@ ALL = {"alice", "bob", "carol", "dave", "erin", "gina"}
 async def test_rule_matches(maker: async_sessionmaker[AsyncSession], world: dict[str, int], text: str,
                             expected: set[str]) -> None:
     assert await names(maker, text) == expected
+    # Asked about one customer at a time (how the sidebar ranks scripts), the answer is the same.
+    async with maker() as s:
+        one_by_one = {name for name, cid in world.items()
+                      if await s.scalar(matching_ids(parse(text), now=NOW, only=cid)) == cid}
+    assert one_by_one == expected
 
 
 async def test_time_moves_the_answer(maker: async_sessionmaker[AsyncSession], world: dict[str, int]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
@@ -15,7 +16,9 @@ from models import (
     AuditEntry, CustomerGroup, CustomerIdentity, CustomerTag, FollowRelation, FollowStatus, IdentityKind,
     Staff, Tag, TagRule, TagSource,
 )
+import scrm.db
 from scrm import keys
+from scrm.app import create_app
 from sidebar.errors import InvalidRequest
 from sidebar.jssdk import jsapi_signature, page_url
 from tests.brand import Brand, _as, _ctx
@@ -289,3 +292,25 @@ async def test_bad_tag_requests_are_refused(
     assert sim_state.mark_tag_log == []
     async with maker() as session:
         assert (await session.scalars(select(CustomerTag))).all() == []
+
+
+async def test_a_full_connection_pool_answers_busy_not_500(
+    brand: Brand, settings: Any, clock: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scrm.db, "POOL_WAIT", 0.2)
+    busy_app = create_app(settings, clock=clock, run_worker=False)
+    busy = await aiohttp_client(busy_app)
+    engine = busy_app[keys.ENGINE]
+    held = []
+    while True:  # take every connection the pool will give
+        try:
+            held.append(await engine.connect())
+        except sqlalchemy.exc.TimeoutError:
+            break
+    url = f"/sidebar/api/contact/{brand.wangfang}"
+    resp = await busy.get(url, headers=_as("zhangsan", clock))
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert (await resp.json())["message"] == "当前访问人数较多，请稍后重试。"
+    for conn in held:
+        await conn.close()
+    assert (await busy.get(url, headers=_as("zhangsan", clock))).status == 200
