@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sync
 from bot.context import BotContext
@@ -29,8 +30,8 @@ async def view_contact(ctx: BotContext, userid: str, external_userid: str) -> di
     """The profile of the customer behind ``external_userid`` as ``userid`` may see it, audited."""
     if not external_userid or len(external_userid) > MAX_EXTERNAL_USERID:
         raise NotFound("客户编号无效。")
-    viewer = await _viewer_or_audit(ctx, userid, external_userid)
-    async with ctx.maker() as session:
+    async with ctx.maker() as session:  # one session for both reads: a checkout per request is cost enough
+        viewer = await _viewer_or_audit(ctx, session, userid, external_userid)
         customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
     fetched = customer is None
     customer_id = customer.id if customer else await fetch_customer(ctx, external_userid, actor=userid)
@@ -76,10 +77,9 @@ async def _refreshed_as_follower(ctx: BotContext, viewer: Viewer, customer_id: i
     return True
 
 
-async def _viewer_or_audit(ctx: BotContext, userid: str, external_userid: str) -> Viewer:
+async def _viewer_or_audit(ctx: BotContext, session: AsyncSession, userid: str, external_userid: str) -> Viewer:
     try:
-        async with ctx.maker() as session:
-            return await load_viewer(session, userid)
+        return await load_viewer(session, userid)
     except AccessDenied as exc:
         await _audit_denied(ctx, userid, external_userid, "", "", exc.message)
         raise

@@ -14,6 +14,7 @@ looping over customers in Python. Ranking (``score``, higher first):
 from __future__ import annotations
 
 import csv
+import functools
 import datetime as dt
 import io
 import json
@@ -31,7 +32,7 @@ from bot import sync
 from customers.identity import surviving
 from customers.profile import yuan
 from customers.rules import Between, Bought, Compare, In, Rule, RuleError, parse, validate_rule, walk
-from customers.rulesql import counted, matching_ids, purchase_time
+from customers.rulesql import counted, customer_probe, probe_params, purchase_time
 from models import (
     CustomerGroup,
     IdentityKind,
@@ -418,13 +419,20 @@ def specificity(rule: Rule) -> int:
     return sum(1 for node in walk(rule.root) if isinstance(node, (Compare, Between, In, Bought)))
 
 
-def _matching_union(rules: Sequence[tuple[int, Rule]], customer_id: int, now: dt.datetime) -> Select[Any]:
-    parts = [
-        select(literal_column(str(int(script_id))).label("script_id"))
-        .where(matching_ids(rule, now=now, only=customer_id).exists())
-        for script_id, rule in rules
-    ]
-    return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
+@functools.lru_cache(maxsize=512)
+def _parsed(condition: str) -> Rule:
+    """``parse``, remembered: the same few conditions are read on every sidebar open."""
+    return parse(condition)
+
+
+@functools.lru_cache(maxsize=64)
+def _union_of_probes(rules: tuple[tuple[int, Rule], ...]) -> tuple[Select[Any], frozenset[int]]:
+    """``SELECT <script id> WHERE EXISTS (probe)`` for each rule, as one UNION, built once per set of rules."""
+    probes = [(script_id, customer_probe(rule)) for script_id, rule in rules]
+    parts = [select(literal_column(str(int(script_id))).label("script_id")).where(probe.statement.exists())
+             for script_id, probe in probes]
+    statement = parts[0] if len(parts) == 1 else union_all(*parts)
+    return statement, frozenset().union(*(probe.days for _, probe in probes))  # type: ignore[return-value]
 
 
 async def matched_script_ids(session: AsyncSession, rules: Sequence[tuple[int, Rule]], customer_id: int,
@@ -432,8 +440,9 @@ async def matched_script_ids(session: AsyncSession, rules: Sequence[tuple[int, R
     """Which of the (script id, condition) pairs match the customer now: one UNION query per 200 scripts."""
     matched: set[int] = set()
     for start in range(0, len(rules), _UNION_CHUNK):
-        chunk = rules[start:start + _UNION_CHUNK]
-        matched.update(int(i) for i in (await session.scalars(_matching_union(chunk, customer_id, now))).all())
+        statement, days = _union_of_probes(tuple(rules[start:start + _UNION_CHUNK]))
+        rows = await session.scalars(statement, probe_params(days, customer_id, now))
+        matched.update(int(i) for i in rows.all())
     return matched
 
 
@@ -509,7 +518,7 @@ async def suggest_scripts(session: AsyncSession, customer_id: int | None, values
     for script, _ in rows:
         if script.condition:
             try:
-                rules[script.id] = parse(script.condition)
+                rules[script.id] = _parsed(script.condition)
             except RuleError as exc:  # saved under an older grammar: it matches nobody until fixed
                 _LOGGER.warning("script %s has an unusable condition: %s", script.id, exc)
     matched = (await matched_script_ids(session, list(rules.items()), customer_id, now=now)

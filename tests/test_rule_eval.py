@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from customers.recompute import recompute_stats
 from customers.rules import parse
-from customers.rulesql import count_matching, matching_ids
+from customers.rulesql import count_matching, customer_probe, matching_ids
 from models import (
     Customer,
     CustomerTag,
@@ -235,11 +235,15 @@ ALL = {"alice", "bob", "carol", "dave", "erin", "gina"}
 async def test_rule_matches(maker: async_sessionmaker[AsyncSession], world: dict[str, int], text: str,
                             expected: set[str]) -> None:
     assert await names(maker, text) == expected
-    # Asked about one customer at a time (how the sidebar ranks scripts), the answer is the same.
+    # Asked about one customer at a time (how the sidebar ranks scripts), the answer is the same,
+    # whether built for that moment or as the reusable probe with bound parameters.
+    probe = customer_probe(parse(text))
     async with maker() as s:
         one_by_one = {name for name, cid in world.items()
                       if await s.scalar(matching_ids(parse(text), now=NOW, only=cid)) == cid}
-    assert one_by_one == expected
+        probed = {name for name, cid in world.items()
+                  if await s.scalar(probe.statement, probe.params(cid, NOW)) == cid}
+    assert one_by_one == probed == expected
 
 
 async def test_time_moves_the_answer(maker: async_sessionmaker[AsyncSession], world: dict[str, int]) -> None:

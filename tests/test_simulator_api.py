@@ -351,8 +351,11 @@ async def test_contact_way_crud(client: Any) -> None:
 
     created = await _post(client, "externalcontact/add_contact_way", token,
                           {"type": 1, "scene": 2, "user": ["zhangsan"], "state": "store_SH01", "remark": "门店海报"})
-    assert created["errcode"] == 0 and len(created["config_id"]) == 32 and created["qr_code"].startswith("https://")
+    assert created["errcode"] == 0 and len(created["config_id"]) == 32
     config_id = created["config_id"]
+    # WeCom's qr_code is an image URL; the simulator serves its own, so it can be fetched and scanned.
+    qr = await client.get("/_sim/" + created["qr_code"].split("/_sim/", 1)[1])
+    assert qr.status == 200 and qr.content_type == "image/png"
     got = await _post(client, "externalcontact/get_contact_way", token, {"config_id": config_id})
     assert got["contact_way"]["state"] == "store_SH01" and got["contact_way"]["user"] == ["zhangsan"]
     updated = await _post(client, "externalcontact/update_contact_way", token, {"config_id": config_id, "state": "s2"})
