@@ -91,6 +91,11 @@ async def receive_orders(request: web.Request) -> web.Response:
     ids = {o.ref: o.channel_order_id for o in orders}
     report = await ingest_orders(request.config_dict[keys.SESSIONMAKER], orders, now=request.config_dict[keys.CLOCK]())
     rejected += [{"ref": ref, "order_id": ids.get(ref, ""), "reason": reason} for ref, reason in report.rejected]
+    if report.created or report.updated:
+        # Attribution and commission follow the orders (sharing/ listens; customers/ does not import it).
+        earliest = min(o.ordered_at for o in orders)
+        for listener in request.config_dict[keys.ORDER_LISTENERS]:
+            listener(earliest)
     return web.json_response({
         "created": report.created,
         "updated": report.updated,

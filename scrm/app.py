@@ -25,6 +25,7 @@ from scrm.settings import Settings
 from sharing import redirect as share_redirect
 from sharing.clicks import click_writer_ctx
 from sharing.poster_cache import PosterCache
+from sharing.refresh import sharing_refresh_ctx
 from sidebar import create_sidebar_app
 from wecom.crypto import CallbackCrypto
 from wecom.gateway import WeComGateway
@@ -109,16 +110,19 @@ def create_app(
     app[keys.CRYPTO] = CallbackCrypto(settings.token, settings.encoding_aes_key, settings.corp_id)
     app[keys.ROUTER] = build_router()
     app[keys.POSTER_CACHE] = PosterCache()
+    app[keys.ORDER_LISTENERS] = []
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(click_writer_ctx)  # after the database: its clicks are flushed before disposal
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(_worker_ctx(run_worker))
     app.cleanup_ctx.append(recompute_scheduler_ctx)
+    app.cleanup_ctx.append(sharing_refresh_ctx)
     app.router.add_get("/healthz", healthz)
     bot_handlers.add_routes(app, settings.callback_path)
     app.add_routes(order_webhook.routes)
     app.add_routes(share_redirect.routes)
-    app.add_subapp("/admin", create_admin_app())
+    admin = create_admin_app()
+    app.add_subapp("/admin", admin)
     app.add_subapp("/sidebar", create_sidebar_app())
     app.router.add_static("/static", STATIC)
     for prefix, sub in (extra_subapps or {}).items():

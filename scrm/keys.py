@@ -29,3 +29,5 @@ INBOX: Final = web.AppKey("inbox_writer", InboxWriter)
 CLOCK: Final = web.AppKey("clock", Callable[[], dt.datetime])
 CLICK_WRITER: Final = web.AppKey("click_writer", ClickWriter)
 POSTER_CACHE: Final = web.AppKey("poster_cache", PosterCache)
+#: Called with the earliest order time whenever an order webhook stored new or changed orders.
+ORDER_LISTENERS: Final = web.AppKey("order_listeners", list[Callable[[dt.datetime], None]])
