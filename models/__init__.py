@@ -3,6 +3,7 @@
 from models.attribution import OrderAttribution
 from models.audit import AuditEntry
 from models.base import Base, insert_ignore, utcnow
+from models.channel_code import ChannelCode, ChannelCodeAdd, ChannelCodeMember, ChannelKind, DutyRole
 from models.commission import CommissionPlan, CommissionStatement, CommissionStatementLine
 from models.contact_way import ContactWay
 from models.customer import Customer, CustomerIdentity, IdentityKind
@@ -22,6 +23,7 @@ from models.sharing import ContentItem, ContentKind, LinkClick, ShareChannel, Sh
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
+    "ChannelCode", "ChannelCodeAdd", "ChannelCodeMember", "ChannelKind", "DutyRole",
     "CommissionPlan", "CommissionStatement", "CommissionStatementLine",
     "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",
     "OrderAttribution", "ContentItem", "ContentKind", "LinkClick", "PosterTemplate", "ShareChannel", "ShareLink", "Visitor",

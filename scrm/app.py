@@ -22,7 +22,9 @@ from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
 from scrm.settings import Settings
+from sharing import channel_code_admin
 from sharing import redirect as share_redirect
+from sharing.channel_codes import channel_code_scheduler_ctx
 from sharing.clicks import click_writer_ctx
 from sharing.poster_cache import PosterCache
 from sharing.refresh import sharing_refresh_ctx
@@ -116,12 +118,14 @@ def create_app(
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(_worker_ctx(run_worker))
     app.cleanup_ctx.append(recompute_scheduler_ctx)
+    app.cleanup_ctx.append(channel_code_scheduler_ctx)  # after the database and the gateway
     app.cleanup_ctx.append(sharing_refresh_ctx)
     app.router.add_get("/healthz", healthz)
     bot_handlers.add_routes(app, settings.callback_path)
     app.add_routes(order_webhook.routes)
     app.add_routes(share_redirect.routes)
     admin = create_admin_app()
+    admin.add_routes(channel_code_admin.routes)
     app.add_subapp("/admin", admin)
     app.add_subapp("/sidebar", create_sidebar_app())
     app.router.add_static("/static", STATIC)

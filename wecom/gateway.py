@@ -511,21 +511,54 @@ class WeComGateway:
     # -- §4.6 contact ways ----------------------------------------------------------------------
 
     async def add_contact_way(
-        self, *, user: str, state: str, remark: str = "", skip_verify: bool = True, scene: int = 2
+        self,
+        *,
+        user: str | Sequence[str],
+        state: str,
+        remark: str = "",
+        skip_verify: bool = True,
+        scene: int = 2,
     ) -> ContactWayResult:
-        """Create a single-member 「联系我」 way (PROTOCOL.md §4.6); state ≤ 30 chars."""
+        """Create a 「联系我」 way (PROTOCOL.md §4.6): one userid makes type 1, a list type 2; state ≤ 30 chars."""
         if len(state) > 30:
             raise ValueError(f"contact-way state must be at most 30 characters, got {len(state)}")
+        users = [user] if isinstance(user, str) else list(user)
+        if not users:
+            raise ValueError("a contact way needs at least one user")
         body = {
-            "type": 1,
+            # A list always makes a multi-member way, even of one, so its users can change later.
+            "type": 1 if isinstance(user, str) else 2,
             "scene": scene,
             "remark": remark,
             "skip_verify": skip_verify,
             "state": state,
-            "user": [user],
+            "user": users,
         }
         result = await self._post("externalcontact/add_contact_way", body)
         return ContactWayResult(config_id=_str(result.get("config_id")), qr_code=_str(result.get("qr_code")))
+
+    async def update_contact_way(
+        self,
+        config_id: str,
+        *,
+        users: Sequence[str] | None = None,
+        remark: str | None = None,
+        skip_verify: bool | None = None,
+        state: str | None = None,
+    ) -> None:
+        """Overwrite the given fields of a 「联系我」 way; the others stay (PROTOCOL.md §4.6 update_contact_way)."""
+        body: dict[str, Any] = {"config_id": config_id}
+        if users is not None:
+            body["user"] = list(users)
+        if remark is not None:
+            body["remark"] = remark
+        if skip_verify is not None:
+            body["skip_verify"] = skip_verify
+        if state is not None:
+            if len(state) > 30:
+                raise ValueError(f"contact-way state must be at most 30 characters, got {len(state)}")
+            body["state"] = state
+        await self._post("externalcontact/update_contact_way", body)
 
     async def get_contact_way(self, config_id: str) -> dict[str, Any]:
         """The contact_way object, whether WeCom sends an object or a one-element array (PROTOCOL.md §4.6)."""

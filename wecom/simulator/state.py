@@ -57,6 +57,11 @@ MAX_TEXT_BYTES: Final = 4000
 MAX_APP_TEXT_BYTES: Final = 2048
 MAX_ATTACHMENTS: Final = 9
 MAX_STATE_CHARS: Final = 30
+# §4.7: link title ≤ 128 bytes, desc ≤ 512, url / picurl ≤ 2048 (§4.8); mini-program title ≤ 64 bytes.
+ATTACHMENT_FIELD_BYTES: Final[dict[str, dict[str, int]]] = {
+    "link": {"title": 128, "desc": 512, "url": 2048, "picurl": 2048},
+    "miniprogram": {"title": 64},
+}
 MAX_CONTACT_WAY_USERS: Final = 100
 MAX_BATCH_USERIDS: Final = 100
 MAX_OWNER_FILTER: Final = 100
@@ -191,6 +196,7 @@ class SimulatorState:
         self.strict_tag_ownership = False  # True: the app may only edit/delete tags it created
         self.check_media_format = True  # image JPG/PNG, voice AMR, video MP4 by magic bytes
         self.list_empty_as_84061 = False  # community reports: externalcontact/list with no customers
+        self.linked_miniprogram_appids: set[str] | None = None  # None: any appid; else 90206 for others
 
         self._injected: dict[str, collections.deque[int]] = collections.defaultdict(collections.deque)
         self._mass_receipts: dict[str, list[int]] = collections.defaultdict(list)
@@ -1033,8 +1039,14 @@ class SimulatorState:
                 if not all(payload.get(k) for k in ("title", "pic_media_id", "appid", "page")):
                     raise SimApiError(40058, "miniprogram needs title, pic_media_id, appid and page")
                 self._valid_media(payload["pic_media_id"])
+                linked = self.linked_miniprogram_appids
+                if linked is not None and str(payload["appid"]) not in linked:
+                    raise SimApiError(90206, f"appid {payload['appid']!r} is not linked to the corp")
             else:
                 self._valid_media(payload.get("media_id"))
+            for key, limit in ATTACHMENT_FIELD_BYTES.get(msgtype, {}).items():
+                if len(str(payload.get(key) or "").encode()) > limit:
+                    raise SimApiError(40058, f"{msgtype}.{key} is at most {limit} bytes")
         return ({"content": content} if content else None), [dict(a) for a in attachments]
 
     def send_welcome_msg(self, body: Mapping[str, Any]) -> dict[str, Any]:
