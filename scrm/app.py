@@ -22,12 +22,13 @@ from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
 from scrm.settings import Settings
-from sharing import channel_code_admin
+from sharing import channel_code_admin, poster_admin
 from sharing import redirect as share_redirect
 from sharing.channel_codes import channel_code_scheduler_ctx
 from sharing.clicks import click_writer_ctx
 from sharing.poster_cache import PosterCache
 from sharing.refresh import sharing_refresh_ctx
+from sharing.visitor_alerts import visitor_alerts_ctx
 from sidebar import create_sidebar_app
 from wecom.crypto import CallbackCrypto
 from wecom.gateway import WeComGateway
@@ -116,6 +117,7 @@ def create_app(
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(click_writer_ctx)  # after the database: its clicks are flushed before disposal
     app.cleanup_ctx.append(_gateway_ctx(settings))
+    app.cleanup_ctx.append(visitor_alerts_ctx)  # after the gateway and the click writer it hooks into
     app.cleanup_ctx.append(_worker_ctx(run_worker))
     app.cleanup_ctx.append(recompute_scheduler_ctx)
     app.cleanup_ctx.append(channel_code_scheduler_ctx)  # after the database and the gateway
@@ -125,6 +127,7 @@ def create_app(
     app.add_routes(order_webhook.routes)
     app.add_routes(share_redirect.routes)
     admin = create_admin_app()
+    admin.add_routes(poster_admin.routes)
     admin.add_routes(channel_code_admin.routes)
     app.add_subapp("/admin", admin)
     app.add_subapp("/sidebar", create_sidebar_app())

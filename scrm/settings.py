@@ -69,6 +69,9 @@ class Settings:
     attribution_days: int = 7
     # A CJK font file for posters (SCRM_POSTER_FONT); found on the system when empty.
     poster_font: str = ""
+    # A guide is told at most once per this many minutes that a known customer opened their link
+    # (per guide × customer × link; SCRM_VISITOR_ALERT_MINUTES).
+    visitor_alert_minutes: int = 60
 
     @property
     def share_key(self) -> str:
@@ -218,6 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     if share_secret and len(share_secret) < 32:
         problems.append("SCRM_SHARE_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     attribution_days = integer("SCRM_ATTRIBUTION_DAYS", 7, 1, 90)
+    visitor_alert_minutes = integer("SCRM_VISITOR_ALERT_MINUTES", 60, 1, 7 * 24 * 60)
     poster_font = env.get("SCRM_POSTER_FONT", "").strip()
     if poster_font and not os.path.isfile(poster_font):
         problems.append(f"SCRM_POSTER_FONT {poster_font!r} is not a file (a .ttf/.otf/.ttc font with Chinese glyphs)")
@@ -259,4 +263,5 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         share_secret=share_secret,
         attribution_days=attribution_days,
         poster_font=poster_font,
+        visitor_alert_minutes=visitor_alert_minutes,
     )

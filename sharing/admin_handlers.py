@@ -17,6 +17,7 @@ from sqlalchemy import select
 from models import ContentItem, Staff
 from scrm import keys
 from scrm.jsonweb import json_response
+from sharing import add_me
 from sharing import links as svc
 
 routes = web.RouteTableDef()
@@ -112,3 +113,21 @@ async def list_links(request: web.Request) -> web.Response:
         userid, name = staff[sid]
         guides.setdefault(sid, {"userid": userid, "name": name, "links": []})["links"].append(link)
     return json_response({"guides": list(guides.values())})
+
+
+@routes.get("/api/share/add-me-codes")
+@_domain_errors
+async def list_add_me_codes(request: web.Request) -> web.Response:
+    """Guides' 「加我」 poster codes: ?staff=<userid> and/or ?content_id=<id> to narrow."""
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        staff_id = None
+        if request.query.get("staff"):
+            staff_id = await session.scalar(select(Staff.id).where(Staff.userid == request.query["staff"]))
+            if staff_id is None:
+                return json_response({"error": "没有这位员工", "field": "staff"}, 404)
+        raw_content = request.query.get("content_id", "")
+        if raw_content and not raw_content.isdigit():
+            return json_response({"error": "content_id 须为内容编号", "field": "content_id"}, 400)
+        codes = await add_me.list_add_me_codes(session, staff_id=staff_id,
+                                               content_id=int(raw_content) if raw_content else None)
+    return json_response({"codes": codes})

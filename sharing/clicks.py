@@ -51,6 +51,7 @@ DROP_LOG_EVERY: Final = 10.0  # seconds between "dropping clicks" error logs
 # (link_id, at, visitor_id, ua_class, customer_id): a tuple is the cheapest thing to append.
 ClickRow = tuple[int, dt.datetime, str, str, int | None]
 WriteClicks = Callable[[Sequence[ClickRow]], Awaitable[None]]
+OnStored = Callable[[Sequence[ClickRow]], None]
 
 
 async def store_clicks(maker: async_sessionmaker[AsyncSession], rows: Sequence[ClickRow]) -> None:
@@ -82,6 +83,7 @@ class ClickWriter:
         max_buffer: int = MAX_BUFFER,
         retry_min: float = RETRY_MIN,
         retry_max: float = RETRY_MAX,
+        on_stored: OnStored | None = None,
     ) -> None:
         if write is None:
             if maker is None:
@@ -95,6 +97,7 @@ class ClickWriter:
         # Public so an operator (or a test) can retune a running writer; read on every cycle.
         self.interval = interval
         self.flush_at = flush_at
+        self.on_stored = on_stored
         self._max_batch = max_batch
         self._max_buffer = max_buffer
         self._retry_min = retry_min
@@ -231,6 +234,11 @@ class ClickWriter:
         self._inflight = None
         self.stored += len(batch)
         self._resolve_waiters()
+        if self.on_stored is not None:
+            try:
+                self.on_stored(batch)
+            except Exception:  # a follow-up's bug must not turn a stored batch into a retried one
+                _LOGGER.exception("the after-store hook failed on %d clicks (they are stored)", len(batch))
 
     def _resolve_waiters(self) -> None:
         if not self._waiters:

@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ContentItem, ContentKind, LinkClick, ShareChannel, ShareLink, Tag, insert_ignore
+from models import ContentItem, ContentKind, LinkClick, ShareChannel, ShareLink, Tag, TagGroup, insert_ignore
 from sharing.codes import code_for, encode
 
 TITLE_MAX: Final = 128
 URL_MAX: Final = 2048
+INTEREST_TAGS_MAX: Final = 20  # a visitor is tagged with all of them at once
 SHORT_PATH: Final = "/s/"
 CHANNEL_NAMES: Final = {ShareChannel.NONE: "未指定", ShareChannel.MOMENTS: "朋友圈", ShareChannel.GROUP: "群",
                         ShareChannel.PRIVATE: "私聊"}
@@ -87,11 +88,17 @@ async def check_content(session: AsyncSession, raw: Mapping[str, Any]) -> dict[s
         "miniprogram_page": _text(raw, "miniprogram_page", "小程序页面", 512, required=kind is ContentKind.MINIPROGRAM),
         "enabled": raw.get("enabled", True) is not False,
     }
-    tags = raw.get("interest_tag_ids") or []
+    # Only null means "no tags": 0, "" or {} are mistakes to report.
+    tags = raw.get("interest_tag_ids")
+    if tags is None:
+        tags = []
     if not isinstance(tags, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tags):
         raise InvalidContent("兴趣标签 interest_tag_ids 须为标签编号的列表", "interest_tag_ids")
+    if len(tags) > INTEREST_TAGS_MAX:
+        raise InvalidContent(f"兴趣标签最多 {INTEREST_TAGS_MAX} 个，当前 {len(tags)} 个", "interest_tag_ids")
     if tags:
-        known = set((await session.scalars(select(Tag.id).where(Tag.id.in_(tags), Tag.deleted.is_(False)))).all())
+        known = set((await session.scalars(select(Tag.id).join(TagGroup, TagGroup.id == Tag.group_id).where(
+            Tag.id.in_(tags), Tag.deleted.is_(False), TagGroup.deleted.is_(False)))).all())
         missing = [t for t in tags if t not in known]
         if missing:
             raise InvalidContent(f"兴趣标签不存在或已删除：{missing}", "interest_tag_ids")

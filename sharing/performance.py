@@ -3,6 +3,11 @@
 Clicks and unique visitors come from link_clicks, new contacts from follow relations added in the
 period (the contact-way state credits the guide who was added), orders and GMV from order_attributions
 (reversed ones excluded). Periods are calendar days, ISO weeks or months in the brand's time zone.
+
+New contacts per content item are the relations that began through a guide's 「加我」 code for that item
+(follow_relations.contact_way_id -> contact_ways.content_id, sharing/add_me.py). A link is guide x item
+x channel and an add-me code has no channel, so link rows show no new contacts; guide, store and region
+rows count every relation added, add-me or not.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.rulesql import ts_literal
-from models import ContentItem, FollowRelation, LinkClick, OrderAttribution, Region, ShareLink, Staff, Store
+from models import ContactWay, ContentItem, FollowRelation, LinkClick, OrderAttribution, Region, ShareLink, Staff, Store
 
 Period = Literal["day", "week", "month"]
 GroupBy = Literal["guide", "store", "region", "link", "content"]
@@ -123,9 +128,12 @@ async def performance(session: AsyncSession, *, start: dt.datetime, end: dt.date
             continue
         r = row(k, n)
         r.orders, r.gmv_cents = int(count), int(gmv)
-    if group_by in ("guide", "store", "region"):
-        contacts = _org_joins(select(key, name, func.count()).select_from(FollowRelation), FollowRelation.staff_id)
-        contacts = scoped(contacts, FollowRelation.staff_id).where(
+    if group_by != "link":
+        contacts = select(key, name, func.count()).select_from(FollowRelation)
+        if group_by == "content":  # only customers who came through a guide's add-me code for the item
+            contacts = (contacts.join(ContactWay, ContactWay.id == FollowRelation.contact_way_id)
+                        .join(ContentItem, ContentItem.id == ContactWay.content_id))
+        contacts = scoped(_org_joins(contacts, FollowRelation.staff_id), FollowRelation.staff_id).where(
             FollowRelation.added_at >= lo, FollowRelation.added_at < hi).group_by(key, name)
         for k, n, count in (await session.execute(contacts)).all():
             row(k, n).new_contacts = int(count)

@@ -2,9 +2,10 @@
 
 A poster is determined by the guide, the item and the template version (``PosterTemplate.version``
 in models/poster.py, which grows on every edit; the link it encodes is the guide's link for the item),
-so that triple plus the image format is the key; an edit to an item's title or a guide's name or
-avatar calls ``discard`` (or ``clear``). The cache is bounded by the bytes it holds and evicts the
-least recently used poster first. It is meant for the event loop's thread only: no locks.
+so that triple plus the image format and the kind of QR code (link or 「加我」 contact way) is the key;
+an edit to an item's title or a guide's name or avatar calls ``discard`` (or ``clear``). The cache is
+bounded by the bytes it holds and evicts the least recently used poster first. It is meant for the
+event loop's thread only: no locks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class PosterKey(NamedTuple):
     item: str | int
     template_version: int
     fmt: str = "PNG"
+    # "link" (the QR code is the guide's short link; ``guide`` is the link id) or "addme" (the guide's
+    # contact-way code; ``guide`` is the contact way id): the same ids mean different things in each.
+    kind: str = "link"
 
 
 class PosterCache:

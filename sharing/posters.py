@@ -61,6 +61,9 @@ ELLIPSIS: Final = "…"
 _BASELINE: Final = 0.88
 _QR_BORDER_MODULES: Final = 4  # the quiet zone the QR standard asks for
 _MIN_QR_MODULE_PX: Final = 2
+_QR_THRESHOLD: Final = 128  # grey level below which a pixel of a QR picture counts as a dark module
+# A finder pattern, one byte per module (255 = dark): a 7x7 dark ring, a light ring, a dark 3x3 centre.
+_FINDER: Final = bytes(255 if max(abs(r - 3), abs(c - 3)) != 2 else 0 for r in range(7) for c in range(7))
 _QR_MIN_CONTRAST: Final = 3.0  # WCAG contrast ratio; below it phone cameras start to miss codes
 _SUPERSAMPLE: Final = 4  # masks for round corners and circles are drawn 4x and box-averaged down
 _COLOR_RE: Final = re.compile(r"#[0-9A-Fa-f]{6}")
@@ -500,7 +503,8 @@ def _clean_text(text: str, what: str) -> str:
 def render_poster(
     template: PosterTemplate,
     *,
-    qr_data: str,
+    qr_data: str | None = None,
+    qr_image: bytes | None = None,
     guide_name: str,
     title: str,
     subtitle: str = "",
@@ -510,14 +514,21 @@ def render_poster(
     font_path: str,
     bold_font_path: str | None = None,
 ) -> bytes:
-    """Render a poster to PNG or JPEG bytes; a pure function, to be run off the event loop."""
+    """Render a poster to PNG or JPEG bytes; a pure function, to be run off the event loop.
+
+    The QR area holds a code made from ``qr_data`` (a link), or ``qr_image``, a QR code picture made
+    elsewhere (WeCom's 「联系我」 code), redrawn crisp in the template's colours; give exactly one.
+    """
     if not isinstance(template, PosterTemplate):
         raise TypeError("template must be a PosterTemplate; build it with parse_template")
     image_format = _image_format(fmt)
-    if not isinstance(qr_data, str) or not qr_data.strip():
-        raise ValueError("二维码内容不能为空")
-    if len(qr_data) > MAX_QR_DATA:
-        raise ValueError(f"二维码内容不能超过 {MAX_QR_DATA} 个字符")
+    if (qr_data is None) == (qr_image is None):
+        raise TypeError("give exactly one of qr_data and qr_image")
+    if qr_data is not None:
+        if not isinstance(qr_data, str) or not qr_data.strip():
+            raise ValueError("二维码内容不能为空")
+        if len(qr_data) > MAX_QR_DATA:
+            raise ValueError(f"二维码内容不能超过 {MAX_QR_DATA} 个字符")
     guide_name = _clean_text(guide_name, "导购姓名").strip()
     title = _clean_text(title, "标题")
     subtitle = _clean_text(subtitle, "副标题")
@@ -531,7 +542,12 @@ def render_poster(
     draw = ImageDraw.Draw(canvas)
     if template.card is not None:
         _draw_card(canvas, draw, template.card)
-    canvas.paste(_qr_image(qr_data, template.qr), (template.qr.x, template.qr.y))
+    if qr_data is not None:
+        qr = _qr_image(qr_data, template.qr)
+    else:
+        assert qr_image is not None  # exactly one was given, checked above
+        qr = _qr_from_picture(qr_image, template.qr)
+    canvas.paste(qr, (template.qr.x, template.qr.y))
     if template.avatar is not None:
         _draw_avatar(canvas, template.avatar, avatar, guide_name, font_path)
 
@@ -556,7 +572,8 @@ def render_poster(
 async def render_poster_async(
     template: PosterTemplate,
     *,
-    qr_data: str,
+    qr_data: str | None = None,
+    qr_image: bytes | None = None,
     guide_name: str,
     title: str,
     subtitle: str = "",
@@ -569,8 +586,9 @@ async def render_poster_async(
 ) -> bytes:
     """Run ``render_poster`` in ``executor`` (the loop's default when None) and return its bytes."""
     call = functools.partial(
-        render_poster, template, qr_data=qr_data, guide_name=guide_name, title=title, subtitle=subtitle,
-        avatar=avatar, background=background, fmt=fmt, font_path=font_path, bold_font_path=bold_font_path,
+        render_poster, template, qr_data=qr_data, qr_image=qr_image, guide_name=guide_name, title=title,
+        subtitle=subtitle, avatar=avatar, background=background, fmt=fmt, font_path=font_path,
+        bold_font_path=bold_font_path,
     )
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
@@ -677,14 +695,80 @@ def _qr_image(data: str, box: QrBox) -> Image.Image:
             break
     else:
         raise ValueError(f"二维码内容太长，放不进 {box.size} 像素的二维码区域")
+    mask = Image.frombytes("L", (modules, modules), bytes(255 if cell else 0 for row in matrix for cell in row))
+    return _paint_modules(mask, module_px, box)
+
+
+def _paint_modules(mask: Image.Image, module_px: int, box: QrBox) -> Image.Image:
+    """The QR box with ``mask`` (one pixel per module, 255 = dark, quiet zone included) in the box's colours."""
     # Whole pixels per module keep every module the same width (crisp edges, reliable decoding);
     # the few leftover pixels become extra quiet zone around the code.
-    mask = Image.frombytes("L", (modules, modules), bytes(255 if cell else 0 for row in matrix for cell in row))
-    mask = mask.resize((modules * module_px, modules * module_px), Image.Resampling.NEAREST)
+    mask = mask.resize((mask.width * module_px, mask.height * module_px), Image.Resampling.NEAREST)
     image = Image.new("RGB", (box.size, box.size), _rgb(box.background))
-    offset = (box.size - modules * module_px) // 2
+    offset = (box.size - mask.width) // 2
     image.paste(_rgb(box.color), (offset, offset, offset + mask.width, offset + mask.height), mask)
     return image
+
+
+def _qr_from_picture(data: bytes, box: QrBox) -> Image.Image:
+    """A QR code picture made elsewhere (WeCom's contact-way code), redrawn into the box.
+
+    The picture is thresholded and cropped to the code; the module grid is read off the top-left finder
+    pattern (7 modules wide) and each module sampled at its centre, then drawn like our own codes: whole
+    pixels per module, a 4-module quiet zone, the template's colours. A picture whose grid cannot be read
+    (not a plain QR code) is scaled nearest-neighbour into the box instead, which keeps its edges hard.
+    """
+    picture = _load(_open_image(data, "二维码图片"), "二维码图片")
+    if picture.mode == "RGBA":  # a transparent backdrop is white paper to a scanner
+        flat = Image.new("RGBA", picture.size, (255, 255, 255, 255))
+        picture = Image.alpha_composite(flat, picture)
+    dark = picture.convert("L").point(lambda v: 255 if v < _QR_THRESHOLD else 0)
+    bbox = dark.getbbox()
+    if bbox is None:
+        raise ValueError("二维码图片里没有二维码")
+    code = dark.crop(bbox)
+    grid = _sample_grid(code)
+    if grid is not None and (module_px := box.size // (grid.width + 2 * _QR_BORDER_MODULES)) >= _MIN_QR_MODULE_PX:
+        return _paint_modules(ImageOps.expand(grid, _QR_BORDER_MODULES, fill=0), module_px, box)
+    # Unknown grid: keep the picture's proportions, with a quiet zone of 4 modules even for the smallest code.
+    inner = box.size * 21 // (21 + 2 * _QR_BORDER_MODULES)
+    scale = inner / max(code.size)
+    if scale * min(code.size) < 1:
+        raise ValueError("二维码图片的比例不对，无法放进二维码区域")
+    mask = code.resize((max(1, round(code.width * scale)), max(1, round(code.height * scale))),
+                       Image.Resampling.NEAREST)
+    image = Image.new("RGB", (box.size, box.size), _rgb(box.background))
+    x, y = (box.size - mask.width) // 2, (box.size - mask.height) // 2
+    image.paste(_rgb(box.color), (x, y, x + mask.width, y + mask.height), mask)
+    return image
+
+
+def _sample_grid(code: Image.Image) -> Image.Image | None:
+    """One pixel per module (255 = dark) of a QR code cropped to its dark extent, or None if it is not one."""
+    width, height = code.size
+    if abs(width - height) > max(2, width // 50):
+        return None
+    pixels = code.load()
+    assert pixels is not None
+    # The top edge of the top-left finder pattern is a run of 7 dark modules, then a light separator.
+    run = 0
+    while run < width and pixels[run, 0]:
+        run += 1
+    if run >= width:
+        return None
+    # Versions 1-40 have 21, 25, ..., 177 modules per side: snap the estimate to the nearest of them.
+    modules = 17 + 4 * round((width * 7 / run - 17) / 4)
+    if not 21 <= modules <= 177:
+        return None
+    step_x, step_y = width / modules, height / modules
+    cells = bytes(pixels[int((c + 0.5) * step_x), int((r + 0.5) * step_y)]
+                  for r in range(modules) for c in range(modules))
+    grid = Image.frombytes("L", (modules, modules), cells)
+    # A wrong grid would scramble the code: all three finder patterns must come out exactly.
+    for x, y in ((0, 0), (modules - 7, 0), (0, modules - 7)):
+        if grid.crop((x, y, x + 7, y + 7)).tobytes() != _FINDER:
+            return None
+    return grid
 
 
 def _draw_avatar(canvas: Image.Image, box: AvatarBox, data: bytes | None, guide_name: str, font_path: str) -> None:

@@ -1,4 +1,4 @@
-"""The guide's share links in the sidebar (under /sidebar/api/share/): the library, my link to an item, my links."""
+"""The guide's share links in the sidebar (under /sidebar/api/share/): the library, my links, posters, results."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from sqlalchemy import select
 from models import ContentItem, Staff
 from scrm import keys
 from sharing import links
+from sharing.add_me import AddMeUnavailable, add_me_poster
 from sharing.dashboard import results_json
 from sharing.fonts import FontNotFound
-from sharing.poster_service import guide_poster
+from sharing.poster_service import (Poster, PosterFormat, TemplateUnavailable, enabled_templates, guide_poster,
+                                    parse_template_param)
 from sharing.performance import PERIODS, Period, Row, performance, period_bounds
-from sidebar.errors import InvalidRequest, NotFound, SidebarDisabled
+from sidebar.context import bot_context
+from sidebar.errors import InvalidRequest, NotFound, SidebarDisabled, UpstreamError
 from sidebar.handlers import USERID, json_body, json_response
 from sidebar.permissions import load_viewer
 
@@ -85,26 +88,89 @@ async def my_results(request: web.Request) -> web.Response:
     return json_response(results_json(own, peers, viewer.userid, start, end, period))
 
 
-@routes.get(r"/api/share/content/{content_id:\d+}/poster")
-async def my_poster(request: web.Request) -> web.Response:
-    """The guide's poster for an item (PNG, or ?format=jpeg), its QR code their own link; ?channel= as for links."""
-    fmt = request.query.get("format", "png").upper()
-    if fmt not in ("PNG", "JPEG", "JPG"):
-        raise InvalidRequest("format 须为 png 或 jpeg。")
+async def _render_poster(request: web.Request, channel_raw: Any, fmt: PosterFormat, *,
+                         add_me: bool = False, template_id: int | None = None) -> Poster:
+    """The signed-in guide's poster for the item in the URL; domain errors the middleware maps."""
     try:
-        channel = links.parse_channel(request.query.get("channel") or None)
+        channel = links.parse_channel(channel_raw or None)
     except links.InvalidContent as exc:
         raise InvalidRequest(exc.message) from None
     app = request.config_dict
     async with app[keys.SESSIONMAKER]() as session:
         viewer = await load_viewer(session, request[USERID])
     try:
-        poster = await guide_poster(app[keys.SESSIONMAKER], app[keys.SETTINGS], app[keys.POSTER_CACHE],
-                                    staff_id=viewer.staff_id, content_id=int(request.match_info["content_id"]),
-                                    channel=channel, fmt="JPEG" if fmt != "PNG" else "PNG", now=app[keys.CLOCK]())
+        if add_me:  # the guide's 「联系我」 code for the item instead of their link (sharing/add_me.py)
+            return await add_me_poster(bot_context(request), app[keys.POSTER_CACHE], staff_id=viewer.staff_id,
+                                       content_id=int(request.match_info["content_id"]), fmt=fmt)
+        return await guide_poster(app[keys.SESSIONMAKER], app[keys.SETTINGS], app[keys.POSTER_CACHE],
+                                  staff_id=viewer.staff_id, content_id=int(request.match_info["content_id"]),
+                                  channel=channel, template_id=template_id, fmt=fmt, now=app[keys.CLOCK]())
+    except TemplateUnavailable as exc:  # before ContentNotFound, its base class
+        raise InvalidRequest(exc.message_zh) from None
     except links.ContentNotFound:
         raise NotFound("该内容不存在或已下架。") from None
     except FontNotFound as exc:
         raise SidebarDisabled(exc.message_zh) from None
+    except AddMeUnavailable as exc:
+        raise UpstreamError(exc.message_zh) from None
+
+
+def _kind(raw: Any) -> str:
+    kind = raw or "link"
+    if kind not in ("link", "addme"):
+        raise InvalidRequest("kind 须为 link（链接海报）或 addme（「加我」海报）。")
+    return str(kind)
+
+
+@routes.get(r"/api/share/content/{content_id:\d+}/poster")
+async def my_poster(request: web.Request) -> web.Response:
+    """The guide's poster for an item (PNG, or ?format=jpeg), its QR code their own link; ?channel= as for links;
+    ?template=<id> one of /api/share/poster-templates (default: the first enabled one).
+
+    ?kind=addme: the 「加我」 poster, its QR code the guide's 「联系我」 code for the item (X-Share-Url: its image).
+    """
+    fmt = request.query.get("format", "png").upper()
+    if fmt not in ("PNG", "JPEG", "JPG"):
+        raise InvalidRequest("format 须为 png 或 jpeg。")
+    kind = _kind(request.query.get("kind"))
+    try:
+        template_id = parse_template_param(request.query.get("template"))
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}。") from None
+    poster = await _render_poster(request, request.query.get("channel"), "JPEG" if fmt != "PNG" else "PNG",
+                                  add_me=kind == "addme", template_id=template_id)
     return web.Response(body=poster.data, content_type=poster.content_type,
                         headers={"Cache-Control": "private, max-age=300", "X-Share-Url": poster.url})
+
+
+@routes.post(r"/api/share/content/{content_id:\d+}/poster/media")
+async def my_poster_media(request: web.Request) -> web.Response:
+    """My poster as a WeCom temporary media id, for sendChatMessage's image.
+
+    Body (all optional): {"channel": "private", "kind": "link" | "addme", "template": <id>}.
+    """
+    body: Any = {}
+    if request.can_read_body:
+        body = await json_body(request, '{"channel": "private"}')
+    if not isinstance(body, dict):
+        raise InvalidRequest('请求体须为 JSON 对象，例如 {"channel": "private"}。')
+    kind = _kind(body.get("kind"))
+    try:
+        template_id = parse_template_param(None if body.get("template") is None else str(body["template"]))
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}。") from None
+    poster = await _render_poster(request, body.get("channel"), "JPEG",  # JPEG: a third of the PNG's bytes
+                                  add_me=kind == "addme", template_id=template_id)
+    # Uploaded on every send rather than kept in the media library: posters are one per guide and item, so
+    # the library would fill with images nobody manages, and a send is a guide's tap, not a batch.
+    media_id = await request.config_dict[keys.GATEWAY].upload_media(
+        "image", f"poster-{request.match_info['content_id']}.jpg", poster.data, poster.content_type)
+    return json_response({"media_id": media_id, "url": poster.url})
+
+
+@routes.get("/api/share/poster-templates")
+async def poster_templates(request: web.Request) -> web.Response:
+    """The poster templates a guide may pick with ?template= (the first is the default)."""
+    async with request.config_dict[keys.SESSIONMAKER]() as session:
+        await load_viewer(session, request[USERID])
+        return json_response({"templates": await enabled_templates(session)})

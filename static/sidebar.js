@@ -20,12 +20,16 @@
   const TAG_SOURCE = { rule: '自动', bot: '系统' };
   const ATTACHMENT = { image: '图片', link: '链接', miniprogram: '小程序' };
   const SINGLE_ENTRIES = ['single_chat_tools', 'contact_profile'];
+  /** Entries where sendChatMessage works (PROTOCOL.md §5.5); contact_profile is not a chat. */
+  const SEND_ENTRIES = ['single_chat_tools', 'group_chat_tools', 'chat_attachment', 'single_kf_tools'];
 
   const view = document.getElementById('view');
   const statusBox = document.getElementById('status');
   const statusText = document.getElementById('status-text');
   const statusHint = document.getElementById('status-hint');
   let generation = 0;
+  /** The chat the page was opened in, as far as the JS-SDK has told us (the share view sends into it). */
+  let chat = { entry: null, pending: true };
   let sdkReady = null;
   let tagLibrary = null;
   let sdkFailure = null;
@@ -285,6 +289,7 @@
     const gen = ++generation;
     const stale = () => gen !== generation;
     setState('loading');
+    setChat({ pending: true });
     document.getElementById('toast').hidden = true;
     view.replaceChildren();
     showStatus('正在连接企业微信……');
@@ -293,27 +298,34 @@
       const context = await call('getContext');
       if (stale()) return;
       const entry = context.entry || 'normal';
+      setChat({ entry: entry, pending: SINGLE_ENTRIES.includes(entry) || entry === 'group_chat_tools' });
       if (entry === 'group_chat_tools') {
         const res = await call('getCurExternalChat');
         if (stale()) return;
+        setChat({ entry: entry, chatId: res.chatId });
         showStatus('正在读取客户群信息……');
         const group = await api(cfg.api.group + encodeURIComponent(res.chatId));
         if (stale()) return;
         renderGroup(group);
+        setChat({ entry: entry, chatId: res.chatId, name: group.name || '' });
       } else if (SINGLE_ENTRIES.includes(entry)) {
         const res = await call('getCurExternalContact');
         if (stale()) return;
+        setChat({ entry: entry, userId: res.userId });
         showStatus('正在读取客户资料……');
         const data = await api(cfg.api.contact + encodeURIComponent(res.userId));
         if (stale()) return;
         renderContact(data, res.userId, entry);
+        setChat({ entry: entry, userId: res.userId, name: (data.profile && data.profile.name) || '' });
       } else {
         throw new ApiError(0, '请在与客户的单聊或客户群的聊天工具栏中打开客户助手。', '当前入口：' + entry);
       }
       statusBox.hidden = true;
       setState('ready');
     } catch (err) {
-      if (!stale()) showError(err instanceof ApiError ? err : new ApiError(0, '页面出错了，请刷新重试。', String(err)));
+      if (stale()) return;
+      if (chat.pending) setChat({ entry: chat.entry, userId: chat.userId, chatId: chat.chatId });
+      showError(err instanceof ApiError ? err : new ApiError(0, '页面出错了，请刷新重试。', String(err)));
     }
   }
 
@@ -772,7 +784,666 @@
     append(view, scriptsCard(cfg.api.scripts, { chat_id: g.chat_id }), joins);
   }
 
+  // ------------------------------------------------------------------ tabs: 客户 | 分享 | 业绩
+
+  const TABS = ['customer', 'share', 'results'];
+  const panels = {
+    customer: document.getElementById('app'),
+    share: document.getElementById('share-panel'),
+    results: document.getElementById('results-panel'),
+  };
+  const tabButtons = Array.from(document.querySelectorAll('#tabs .tab'));
+  let currentTab = 'customer';
+
+  /** Show one tab's panel; the share and results panels are built the first time they are opened. */
+  function selectTab(name, focus) {
+    currentTab = TABS.includes(name) ? name : 'customer';
+    for (const button of tabButtons) {
+      const on = button.dataset.tab === currentTab;
+      button.classList.toggle('on', on);
+      button.setAttribute('aria-selected', on ? 'true' : 'false');
+      button.tabIndex = on ? 0 : -1;
+      if (on && focus) button.focus();
+    }
+    for (const tab of TABS) panels[tab].hidden = tab !== currentTab;
+    document.body.dataset.tab = currentTab;
+    // The hash keeps the tab across a reload; JS-SDK signatures never include it (PROTOCOL.md §5.2).
+    try {
+      window.history.replaceState(null, '', currentTab === 'customer' ? pageUrl() : '#' + currentTab);
+    } catch (e) { /* some webviews refuse replaceState: the tab still switches */ }
+    if (currentTab === 'share') openShare();
+    if (currentTab === 'results') openResults();
+    window.scrollTo(0, 0);
+  }
+
+  for (const button of tabButtons) button.addEventListener('click', () => selectTab(button.dataset.tab));
+  document.getElementById('tabs').addEventListener('keydown', (event) => {
+    const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
+    if (!step) return;
+    event.preventDefault();
+    selectTab(TABS[(TABS.indexOf(currentTab) + step + TABS.length) % TABS.length], true);
+  });
+
+  // ------------------------------------------------------------------ shared bits of the share and results views
+
+  const shareApi = cfg.api.share || cfg.signin + 'api/share/';
+  const commissionApi = cfg.api.commission || cfg.signin + 'api/commission/';
+  const SHARE_CHANNELS = [['private', '私聊'], ['group', '群'], ['moments', '朋友圈']];
+  const KIND_NAMES = { product: '商品', campaign: '活动', article: '文章', miniprogram: '小程序' };
+  const KIND_FILTERS = [['', '全部']].concat(Object.entries(KIND_NAMES));
+  const RATE_SOURCE = { base: '基础', category: '品类', tier: '阶梯' };
+  const PERIODS = [['day', '今日'], ['week', '本周'], ['month', '本月']];
+
+  /** A loading (no kind), empty or error block in the style of #status, for a panel or a card. */
+  function statusBlock(text, hint, kind, action, actionText) {
+    const box = el('section', 'status status-inline' + (kind ? ' status-' + kind : ''));
+    if (!kind) {
+      const spin = el('span', 'spinner');
+      spin.setAttribute('aria-hidden', 'true');
+      box.appendChild(spin);
+    }
+    box.appendChild(el('p', 'status-text', text));
+    if (hint) box.appendChild(el('p', 'status-hint', hint));
+    if (action) {
+      const button = el('button', 'btn status-action', actionText || '重试');
+      button.type = 'button';
+      button.addEventListener('click', action);
+      box.appendChild(button);
+    }
+    return box;
+  }
+
+  /** An API error as a status block: 重新登录 on an expired session, otherwise 重试. */
+  function errorBlock(err, retry) {
+    const signin = err.status === 401;
+    return statusBlock(err.message || '出错了，请稍后重试。', err.hint || '', 'error',
+      signin ? () => { window.location.href = cfg.signin; } : retry, signin ? '重新登录' : '重试');
+  }
+
+  /** Fen as ¥x.xx (exact: integer arithmetic, thousands grouped). */
+  function fen(cents) {
+    const n = Math.round(Number(cents) || 0);
+    const abs = Math.abs(n);
+    return (n < 0 ? '-' : '') + '¥' + Math.floor(abs / 100).toLocaleString('zh-CN') + '.' + String(abs % 100).padStart(2, '0');
+  }
+
+  function dateTime(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    if (isNaN(d)) return '';
+    const pad = (n) => String(n).padStart(2, '0');
+    return day(iso) + ' ' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+  }
+
+  /** A segmented control; ``onPick(value)`` runs when another option is tapped. */
+  function segmented(options, value, onPick, label) {
+    const seg = el('div', 'seg');
+    seg.setAttribute('role', 'group');
+    if (label) seg.setAttribute('aria-label', label);
+    for (const [key, text] of options) {
+      const button = el('button', 'seg-btn' + (key === value ? ' on' : ''), text);
+      button.type = 'button';
+      button.dataset.value = key;
+      button.setAttribute('aria-pressed', key === value ? 'true' : 'false');
+      button.addEventListener('click', () => {
+        if (button.classList.contains('on')) return;
+        for (const b of seg.children) {
+          b.classList.toggle('on', b === button);
+          b.setAttribute('aria-pressed', b === button ? 'true' : 'false');
+        }
+        onPick(key);
+      });
+      seg.appendChild(button);
+    }
+    return seg;
+  }
+
+  function setBusy(button, text) {
+    button.dataset.label = button.dataset.label || button.textContent;
+    button.classList.add('busy');
+    button.disabled = true;
+    button.textContent = text;
+  }
+
+  /** Back to the button's own label; ``doneText`` shows for a moment first. */
+  function clearBusy(button, doneText) {
+    button.classList.remove('busy');
+    button.disabled = false;
+    if (!doneText) {
+      button.textContent = button.dataset.label;
+      refreshSendButtons();
+      return;
+    }
+    button.textContent = doneText;
+    button.classList.add('done');
+    setTimeout(() => {
+      if (button.classList.contains('busy')) return;
+      button.textContent = button.dataset.label;
+      button.classList.remove('done');
+      refreshSendButtons();
+    }, 2500);
+    refreshSendButtons();
+  }
+
+  // ------------------------------------------------------------------ the chat we are in (for sending)
+
+  /** Record what the JS-SDK said about the current chat and update every send button. */
+  function setChat(next) {
+    chat = Object.assign({ entry: null, pending: false, userId: '', chatId: '', name: '' }, next);
+    document.getElementById('tab-customer').textContent = chat.entry === 'group_chat_tools' ? '客户群' : '客户';
+    refreshSendButtons();
+  }
+
+  /** Whether sendChatMessage can work here, and what to tell the guide either way. */
+  function sendState() {
+    if (chat.pending) return { ok: false, hint: '正在读取当前聊天……' };
+    const inChat = SEND_ENTRIES.includes(chat.entry) && sdk() !== null
+      && (chat.entry !== 'single_chat_tools' || chat.userId) && (chat.entry !== 'group_chat_tools' || chat.chatId);
+    if (!inChat) {
+      return { ok: false, hint: '当前不在与客户的聊天中，无法直接发送。请从单聊或客户群的聊天工具栏打开；也可以复制链接或保存海报后转发。' };
+    }
+    const where = chat.entry === 'group_chat_tools' ? '客户群' : '客户';
+    return { ok: true, hint: chat.name ? '将发送给' + where + '「' + chat.name + '」' : '将发送到当前聊天' };
+  }
+
+  /** The channel a new link defaults to: where the guide is sending from. */
+  function defaultChannel() {
+    if (chat.entry === 'group_chat_tools') return 'group';
+    if (SEND_ENTRIES.includes(chat.entry)) return 'private';
+    return 'moments';
+  }
+
+  function refreshSendButtons() {
+    const state = sendState();
+    for (const hint of document.querySelectorAll('.send-hint')) {
+      hint.textContent = state.hint;
+      hint.classList.toggle('send-hint-off', !state.ok);
+    }
+    for (const button of document.querySelectorAll('.js-send')) {
+      if (button.classList.contains('busy')) continue;
+      button.disabled = !state.ok;
+      button.title = state.ok ? '' : state.hint;
+    }
+    if (chat.pending) return;  // keep the channels until we know which chat this is
+    for (const select of document.querySelectorAll('.share-channel:not([data-touched])')) select.value = defaultChannel();
+  }
+
+  // ------------------------------------------------------------------ 分享: the content library
+
+  const shareLinks = new Map();  // "content id:channel" -> the guide's link (a promise, so taps share one request)
+  let shareBuilt = false;
+
+  /** The guide's own short link to the item on the channel (the server keeps one per guide, item and channel). */
+  function linkFor(item, channel) {
+    const key = item.id + ':' + channel;
+    if (!shareLinks.has(key)) {
+      const pending = api(shareApi + 'links', { content_id: item.id, channel: channel });
+      pending.catch(() => shareLinks.delete(key));
+      shareLinks.set(key, pending);
+    }
+    return shareLinks.get(key);
+  }
+
+  function openShare() {
+    if (shareBuilt) return;
+    shareBuilt = true;
+    const panel = panels.share;
+    const tools = card('内容库', el('span', 'muted share-count', ''));
+    tools.id = 'share-tools';
+    const count = tools.querySelector('.share-count');
+    const search = document.createElement('input');
+    search.type = 'search';
+    search.className = 'search';
+    search.placeholder = '搜索商品、活动或文章标题';
+    search.setAttribute('aria-label', '搜索可分享的内容');
+    let kind = '';
+    const kinds = segmented(KIND_FILTERS, '', (value) => { kind = value; load(); }, '内容类型');
+    kinds.classList.add('kind-filter');
+    const hint = el('p', 'send-hint');
+    append(tools, search, kinds, hint);
+    const list = el('section', 'card share-list');
+    list.id = 'share-list';
+    list.setAttribute('aria-live', 'polite');
+    append(panel, tools, list);
+    let seq = 0;
+    let timer = 0;
+
+    async function load() {
+      const mine = ++seq;
+      const q = search.value.trim();
+      list.replaceChildren(statusBlock('正在加载内容库……'));
+      list.setAttribute('aria-busy', 'true');
+      try {
+        const data = await api(shareApi + 'content?q=' + encodeURIComponent(q) + '&kind=' + encodeURIComponent(kind));
+        if (mine !== seq) return;
+        const items = (data && data.content) || [];
+        list.replaceChildren();
+        count.textContent = items.length ? items.length + ' 条' : '';
+        if (!items.length) {
+          list.appendChild(q || kind
+            ? statusBlock('没有匹配的内容', q ? '换个关键词试试，如商品名或活动名。' : '这一类暂时没有可分享的内容。', 'empty')
+            : statusBlock('暂无可分享的内容', '总部在管理后台的内容库添加商品、活动或文章后，会出现在这里。', 'empty'));
+        }
+        for (const item of items) list.appendChild(shareItem(item));
+        refreshSendButtons();
+      } catch (err) {
+        if (mine !== seq) return;
+        count.textContent = '';
+        list.replaceChildren(errorBlock(err, load));
+      } finally {
+        if (mine === seq) list.removeAttribute('aria-busy');
+      }
+    }
+
+    search.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(load, 250);
+    });
+    load();
+  }
+
+  function cover(item) {
+    const box = el('div', 'share-cover kind-' + item.kind, (KIND_NAMES[item.kind] || '图').slice(0, 1));
+    box.setAttribute('aria-hidden', 'true');
+    if (/^https?:\/\//.test(item.cover_url || '')) {
+      const img = document.createElement('img');
+      img.alt = '';
+      img.loading = 'lazy';
+      img.referrerPolicy = 'no-referrer';
+      img.addEventListener('load', () => box.classList.add('has-img'));
+      img.addEventListener('error', () => img.remove());
+      img.src = item.cover_url.replace(/^http:\/\//, 'https://');
+      box.appendChild(img);
+    }
+    return box;
+  }
+
+  function shareItem(item) {
+    const row = el('article', 'share-item');
+    row.dataset.contentId = String(item.id);
+    const top = el('div', 'share-top');
+    const info = el('div', 'share-info');
+    info.appendChild(el('h3', 'share-title', item.title));
+    const meta = el('p', 'share-meta');
+    meta.appendChild(badge(item.kind_name || KIND_NAMES[item.kind] || item.kind, 'kind kind-' + item.kind));
+    if (item.category) meta.appendChild(el('span', 'muted', item.category));
+    info.appendChild(meta);
+    append(top, cover(item), info);
+
+    const actions = el('div', 'share-actions');
+    const channel = el('select', 'share-channel');
+    channel.setAttribute('aria-label', '分享渠道');
+    for (const [value, text] of SHARE_CHANNELS) channel.appendChild(new Option(text, value));
+    channel.value = defaultChannel();
+    const send = el('button', 'btn btn-sm js-send share-send', '发送到聊天');
+    send.type = 'button';
+    const copy = el('button', 'btn btn-sm btn-ghost share-copy', '复制链接');
+    copy.type = 'button';
+    const poster = el('button', 'btn btn-sm btn-ghost share-poster', '海报');
+    poster.type = 'button';
+    append(actions, channel, send, copy, poster);
+
+    const linkBox = document.createElement('input');
+    linkBox.className = 'share-link';
+    linkBox.readOnly = true;
+    linkBox.hidden = true;
+    linkBox.setAttribute('aria-label', '我的专属链接');
+    linkBox.addEventListener('focus', () => linkBox.select());
+
+    channel.addEventListener('change', () => {
+      channel.dataset.touched = '1';  // the guide's pick wins over the chat's default from now on
+      linkBox.hidden = true;
+    });
+    send.addEventListener('click', () => shareToChat(item, channel.value, send));
+    copy.addEventListener('click', () => copyLink(item, channel.value, copy, linkBox));
+    poster.addEventListener('click', () => openPoster(item, channel.value));
+    append(row, top, actions, linkBox);
+    return row;
+  }
+
+  /** A mini-program page with the share code in its query; WeCom wants the path to end in .html (§5.5). */
+  function miniprogramPage(page, code) {
+    const at = page.indexOf('?');
+    let path = at < 0 ? page : page.slice(0, at);
+    const query = at < 0 ? '' : page.slice(at + 1);
+    if (!/\.html$/.test(path)) path += '.html';
+    const params = query.split('&').filter((p) => {
+      if (!p) return false;
+      try { return decodeURIComponent(p.split('=')[0]) !== 'scrm_share'; } catch (e) { return true; }
+    });
+    params.push('scrm_share=' + encodeURIComponent(code));
+    return path + '?' + params.join('&');
+  }
+
+  /** The sendChatMessage payload for an item: a mini-program card, or a link card to the guide's short link. */
+  function shareMessage(item, link) {
+    const img = /^https?:\/\//.test(item.cover_url || '') ? item.cover_url : '';
+    if (item.kind === 'miniprogram' && item.miniprogram_appid && item.miniprogram_page) {
+      return { msgtype: 'miniprogram', miniprogram: { appid: item.miniprogram_appid, title: item.title, imgUrl: img,
+        page: miniprogramPage(item.miniprogram_page, link.code) } };
+    }
+    const desc = (item.category ? item.category + ' · ' : '') + (item.kind === 'product' ? '点击查看商品详情' : '点击查看详情');
+    return { msgtype: 'news', news: { link: link.url, title: item.title, desc: desc, imgUrl: img } };
+  }
+
+  async function shareToChat(item, channel, button) {
+    const state = sendState();
+    if (!state.ok) { toast(state.hint, 'error'); return; }
+    if (button.classList.contains('busy')) return;
+    setBusy(button, '发送中…');
+    try {
+      const link = await linkFor(item, channel);
+      await ensureSdk();
+      await call('sendChatMessage', shareMessage(item, link));
+      clearBusy(button, '已发送');
+    } catch (err) {
+      clearBusy(button);
+      toast(err.message || '发送失败', 'error');
+    }
+  }
+
+  async function writeClipboard(text) {
+    if (!navigator.clipboard || !window.isSecureContext) return false;
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (e) {
+      return false;  // no permission, or the webview has no clipboard: the input below is the fallback
+    }
+  }
+
+  async function copyLink(item, channel, button, box) {
+    if (button.classList.contains('busy')) return;
+    setBusy(button, '获取中…');
+    try {
+      const link = await linkFor(item, channel);
+      box.value = link.url;
+      box.hidden = false;
+      let copied = await writeClipboard(link.url);
+      if (!copied) {
+        box.focus();
+        box.setSelectionRange(0, box.value.length);
+        try { copied = document.execCommand('copy'); } catch (e) { copied = false; }
+      }
+      clearBusy(button, copied ? '已复制' : '');
+      toast(copied ? '已复制链接，可粘贴到朋友圈或聊天' : '请长按上方已选中的链接，手动复制');
+    } catch (err) {
+      clearBusy(button);
+      toast(err.message || '获取链接失败', 'error');
+    }
+  }
+
+  // ------------------------------------------------------------------ 海报: the poster overlay
+
+  let closeOverlay = null;
+
+  function openPoster(item, channel) {
+    if (closeOverlay) closeOverlay();
+    const base = shareApi + 'content/' + encodeURIComponent(item.id) + '/poster';
+    // 链接码: the QR code is the guide's short link; 加我码: their 「联系我」 code, scanning adds them as a contact.
+    let kind = 'link';
+    let url = '';
+    const TIPS = {
+      link: '长按图片保存到相册，或发送到当前聊天；二维码是您的专属链接。',
+      addme: '客户扫码即可添加您为企业微信好友，新客户计入您的业绩。',
+    };
+    const overlay = el('div', 'overlay');
+    overlay.id = 'poster-overlay';
+    overlay.setAttribute('role', 'dialog');
+    overlay.setAttribute('aria-modal', 'true');
+    overlay.setAttribute('aria-label', '专属海报：' + item.title);
+    const box = el('div', 'overlay-box');
+    const close = el('button', 'overlay-close', '×');
+    close.type = 'button';
+    close.setAttribute('aria-label', '关闭');
+    const head = append(el('div', 'overlay-head'), el('h2', 'overlay-title', '专属海报'), close);
+    const frame = el('div', 'poster-frame');
+    const spin = el('span', 'spinner');
+    spin.setAttribute('aria-hidden', 'true');
+    const img = document.createElement('img');
+    img.className = 'poster-img';
+    img.alt = item.title + ' 的分享海报';
+    const error = el('p', 'inline-error');
+    error.hidden = true;
+    append(frame, spin, img);
+    const tip = el('p', 'poster-hint', TIPS.link);
+    const kinds = segmented([['link', '链接码'], ['addme', '加我码']], kind, show, '二维码类型');
+    kinds.classList.add('poster-kinds');
+    const hint = el('p', 'send-hint');
+    const send = el('button', 'btn js-send poster-send', '发送到聊天');
+    send.type = 'button';
+    const save = el('a', 'btn btn-ghost poster-save', '保存图片');
+    save.download = '海报-' + item.title + '.png';
+    const actions = append(el('div', 'overlay-actions'), send, save);
+    append(box, head, kinds, frame, error, tip, actions, hint);
+
+    function show(value) {
+      kind = value;
+      url = base + '?channel=' + encodeURIComponent(channel) + (kind === 'addme' ? '&kind=addme' : '');
+      frame.classList.remove('loaded', 'failed');
+      error.hidden = true;
+      send.classList.remove('busy');
+      save.hidden = false;
+      save.href = url;
+      tip.textContent = TIPS[kind];
+      img.src = url;
+      refreshSendButtons();
+    }
+    overlay.appendChild(box);
+
+    img.addEventListener('load', () => frame.classList.add('loaded'));
+    img.addEventListener('error', async () => {
+      frame.classList.add('failed');
+      send.classList.add('busy');  // keeps refreshSendButtons from enabling it: there is nothing to send
+      send.disabled = true;
+      save.hidden = true;
+      // An <img> cannot read the error body; ask again for the message (e.g. no Chinese font on the server).
+      let message = '海报加载失败，请稍后重试。';
+      try { await api(url); } catch (err) { message = err.message || message; }
+      error.textContent = message;
+      error.hidden = false;
+    });
+    send.addEventListener('click', () => sendPoster(item, channel, kind, send));
+
+    function onKey(event) { if (event.key === 'Escape') closeOverlay(); }
+    closeOverlay = () => {
+      overlay.remove();
+      document.body.classList.remove('overlay-open');
+      document.removeEventListener('keydown', onKey);
+      closeOverlay = null;
+    };
+    close.addEventListener('click', () => closeOverlay());
+    overlay.addEventListener('click', (event) => { if (event.target === overlay) closeOverlay(); });
+    document.addEventListener('keydown', onKey);
+    document.body.appendChild(overlay);
+    document.body.classList.add('overlay-open');
+    show(kind);
+    close.focus();
+  }
+
+  /** The poster as WeCom temporary media (uploaded by the server), then sent as an image. */
+  async function sendPoster(item, channel, kind, button) {
+    const state = sendState();
+    if (!state.ok) { toast(state.hint, 'error'); return; }
+    if (button.classList.contains('busy')) return;
+    setBusy(button, '发送中…');
+    try {
+      const res = await api(shareApi + 'content/' + encodeURIComponent(item.id) + '/poster/media', { channel: channel, kind: kind });
+      await ensureSdk();
+      await call('sendChatMessage', { msgtype: 'image', image: { mediaid: res.media_id } });
+      clearBusy(button, '已发送');
+    } catch (err) {
+      clearBusy(button);
+      toast(err.message || '发送失败', 'error');
+    }
+  }
+
+  // ------------------------------------------------------------------ 业绩: my results and commission
+
+  let resultsView = null;
+
+  function openResults() {
+    if (!resultsView) resultsView = buildResults();
+    resultsView.refresh();  // every time: clicks and orders keep coming in
+  }
+
+  function buildResults() {
+    const panel = panels.results;
+    let period = 'week';
+    let loaded = false;
+    let seq = 0;
+    const perf = card('我的分享业绩', segmented(PERIODS, period, (value) => { period = value; loadResults(); }, '统计周期'));
+    perf.id = 'my-results';
+    const perfBody = el('div', 'results-body');
+    perf.appendChild(perfBody);
+    const commission = card('本月提成', el('span', 'muted commission-month', ''));
+    commission.id = 'my-commission';
+    const commissionBody = el('div', 'commission-body');
+    commission.appendChild(commissionBody);
+    append(panel, perf, commission);
+
+    async function loadResults() {
+      const mine = ++seq;
+      if (!loaded) perfBody.replaceChildren(statusBlock('正在加载业绩……'));
+      perf.setAttribute('aria-busy', 'true');
+      try {
+        const data = await api(shareApi + 'results?period=' + encodeURIComponent(period));
+        if (mine !== seq) return;
+        loaded = true;
+        perfBody.replaceChildren(...resultsBody(data));
+      } catch (err) {
+        if (mine !== seq) return;
+        loaded = false;
+        perfBody.replaceChildren(errorBlock(err, loadResults));
+      } finally {
+        if (mine === seq) perf.removeAttribute('aria-busy');
+      }
+    }
+
+    async function loadCommission() {
+      if (!commissionBody.firstChild) commissionBody.replaceChildren(statusBlock('正在加载提成……'));
+      try {
+        const data = await api(commissionApi + 'me');
+        const month = /^(\d{4})-(\d{2})$/.exec(data.month || '');
+        commission.querySelector('.commission-month').textContent = month ? month[1] + '年' + Number(month[2]) + '月' : '';
+        commissionBody.replaceChildren(...commissionContent(data));
+      } catch (err) {
+        commissionBody.replaceChildren(errorBlock(err, loadCommission));
+      }
+    }
+
+    return { refresh() { loadResults(); loadCommission(); } };
+  }
+
+  /** An SVG chart from the server as a node: parsed as XML (never as HTML), anything active dropped. */
+  function chartNode(text, label) {
+    const doc = new DOMParser().parseFromString(String(text || ''), 'image/svg+xml');
+    const root = doc.documentElement;
+    if (!root || root.localName !== 'svg' || doc.getElementsByTagName('parsererror').length) {
+      return el('p', 'muted empty', '图表暂时无法显示');
+    }
+    // sharing/charts.py escapes every label and emits no script; this is defence in depth.
+    for (const node of Array.from(root.querySelectorAll('script, foreignObject, a, use, image, iframe'))) node.remove();
+    for (const node of [root].concat(Array.from(root.querySelectorAll('*')))) {
+      for (const attr of Array.from(node.attributes)) {
+        if (/^on/i.test(attr.name) || /href$/i.test(attr.name)) node.removeAttribute(attr.name);
+      }
+    }
+    const svg = document.importNode(root, true);
+    svg.removeAttribute('width');  // the viewBox scales it to the card
+    svg.removeAttribute('height');
+    svg.setAttribute('class', 'chart');
+    svg.setAttribute('aria-label', label);
+    return svg;
+  }
+
+  function resultsBody(data) {
+    const mine = data.mine || {};
+    const stats = el('div', 'stats-grid');
+    const items = [['点击', mine.clicks], ['访客', mine.visitors], ['新增好友', mine.new_contacts], ['成交订单', mine.orders],
+      ['成交额', fen(mine.gmv_cents)], ['转化率', ((Number(mine.conversion) || 0) * 100).toFixed(1) + '%']];
+    for (const [label, value] of items) {
+      const cell = append(el('div', 'stat'), el('strong', 'stat-value', typeof value === 'number' ? value.toLocaleString('zh-CN') : String(value || 0)),
+        el('span', 'stat-label', label));
+      cell.dataset.stat = label;
+      stats.appendChild(cell);
+    }
+    const period = data.period_name || '';
+    const rank = el('p', 'results-rank', data.rank
+      ? period + '本店排名：第 ' + data.rank + ' 名 / 共 ' + data.peers + ' 人'
+      : period + '暂未上榜，分享内容带来点击和成交后即可上榜');
+    const out = [stats, rank];
+    if (!mine.clicks) {
+      const go = el('button', 'link-btn', '去分享');
+      go.type = 'button';
+      go.addEventListener('click', () => selectTab('share'));
+      out.push(append(el('p', 'results-empty muted', period + '还没有人点开您的分享。'), go));
+    }
+    const funnel = el('figure', 'chart-box');
+    funnel.id = 'funnel';
+    append(funnel, el('figcaption', 'chart-title', '转化漏斗 · ' + period), chartNode(data.funnel_svg, '我的转化漏斗'));
+    const board = el('figure', 'chart-box');
+    board.id = 'leaderboard';
+    append(board, el('figcaption', 'chart-title', '本店排行 · 成交额'), chartNode(data.leaderboard_svg, '本店导购成交额排行'));
+    out.push(funnel, board);
+    return out;
+  }
+
+  function commissionContent(data) {
+    const out = [];
+    const hero = el('div', 'commission-hero');
+    append(hero, el('span', 'commission-label', '预计提成'), el('strong', 'commission-total', fen(data.total_cents)));
+    out.push(hero);
+    const rules = data.rules || {};
+    const rate = data.tier ? data.tier.rate : rules.base_rate || '—';
+    const rateLabel = data.tier ? '阶梯费率 · 满' + fen(data.tier.min_gmv_cents) : '基础费率';
+    const grid = el('div', 'stats-grid stats-grid-3');
+    for (const [label, value, key] of [['提成订单', (data.order_count || 0) + ' 单', 'orders'], ['成交额', fen(data.gmv_cents), 'gmv'],
+      [rateLabel, rate, 'tier']]) {
+      const cell = append(el('div', 'stat'), el('strong', 'stat-value', value), el('span', 'stat-label', label));
+      cell.dataset.stat = key;
+      grid.appendChild(cell);
+    }
+    out.push(grid);
+    const extras = [];
+    if (data.bonus_cents) extras.push('订单奖励 ' + fen(data.bonus_cents));
+    if (data.capped_cents) extras.push('封顶扣减 ' + fen(-data.capped_cents));
+    extras.push(data.computed_at ? '结算于 ' + dateTime(data.computed_at) : '本月尚未结算');
+    out.push(el('p', 'commission-foot', extras.join(' · ')));
+
+    const lines = data.lines || [];
+    if (!lines.length) {
+      out.push(statusBlock('本月暂无提成记录', '分享带来的成交订单，会在总部结算提成后出现在这里。', 'empty'));
+      return out;
+    }
+    // A statement has one line per order and category; the guide thinks in orders.
+    const orders = new Map();
+    for (const line of lines) {
+      const key = String(line.order_id);
+      if (!orders.has(key)) orders.set(key, { first: line, gmv: 0, amount: 0, parts: [] });
+      const o = orders.get(key);
+      o.gmv += Number(line.gmv_cents) || 0;
+      o.amount += Number(line.amount_cents) || 0;
+      o.parts.push((line.category || '商品') + ' ' + line.rate + (RATE_SOURCE[line.rate_source] ? '（' + RATE_SOURCE[line.rate_source] + '）' : ''));
+    }
+    const list = el('ul', 'orders commission-orders');
+    for (const o of orders.values()) {
+      const row = el('li', 'order');
+      row.dataset.orderId = String(o.first.order_id);
+      const head = el('div', 'order-head');
+      append(head, channelBadge(o.first.channel || 'other'), el('span', 'order-date', day(o.first.ordered_at)),
+        el('strong', 'order-amount', fen(o.amount)));
+      row.appendChild(head);
+      row.appendChild(el('p', 'order-items', '成交 ' + fen(o.gmv) + ' · ' + o.parts.join('、')));
+      if (o.first.channel_order_id) row.appendChild(el('p', 'order-foot', '订单号 ' + o.first.channel_order_id));
+      list.appendChild(row);
+    }
+    out.push(el('h3', 'commission-list-title', '提成明细（' + orders.size + ' 单）'), list);
+    return out;
+  }
+
   window.addEventListener('sidebar:context', () => boot());
+  if (window.location.hash.length > 1) selectTab(window.location.hash.slice(1));
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
   else boot();
 })();

@@ -14,18 +14,24 @@ from bot.context import BotContext
 from bot.events import TextMessage
 from bot.router import Router
 from models import Customer, FollowRelation, FollowStatus, Staff
+from sharing.add_me import AddMeUnavailable, add_me_poster
 from sharing.fonts import FontNotFound
 from sharing.links import list_content
 from sharing.poster_cache import PosterCache
 from sharing.poster_service import guide_poster
+from wecom.errors import WeComConfigError, WeComError, WeComRateLimited
 
 HELP: Final = (
     "可用命令：\n"
     "帮助 —— 显示本说明\n"
     "客户 关键词 —— 按姓名、备注或手机号查找您的客户\n"
     "今日 —— 今天新增和流失的客户数\n"
-    "海报 [关键词] —— 生成带您专属二维码的分享海报（不带关键词则用最新内容）"
+    "海报 [关键词] —— 生成带您专属二维码的分享海报（不带关键词则用最新内容）\n"
+    "海报 加我 [关键词]（或：加我海报 [关键词]）—— 生成「加我」海报：二维码是您的企业微信「联系我」码，顾客扫码即添加您，"
+    "并计入您和这条内容的新增客户"
 )
+#: The word after 海报 that asks for the guide's contact-way code instead of their short link.
+ADD_ME_WORD: Final = "加我"
 MAX_RESULTS: Final = 10
 #: Posters the bot rendered (per process; the sidebar has its own in the app).
 POSTERS: Final = PosterCache(max_bytes=16 * 1024 * 1024)
@@ -95,24 +101,48 @@ async def cmd_today(ctx: BotContext, staff: Staff, arg: str) -> str:
 
 
 async def cmd_poster(ctx: BotContext, staff: Staff, arg: str) -> str:
-    """Render the guide's poster for the newest (or the matching) content item and send it as an image."""
+    """Render the guide's poster for the newest (or the matching) content item and send it as an image.
+
+    ``海报 加我 [关键词]`` puts the guide's 「联系我」 code for the item on it instead of their short link.
+    """
+    word, _, rest = arg.partition(" ")
+    add_me = word == ADD_ME_WORD
+    if add_me:
+        arg = rest.strip()
     async with ctx.maker() as session:
         items = await list_content(session, q=arg or None, enabled_only=True, limit=1)
     if not items:
         return f"没有找到与「{arg}」匹配的分享内容。" if arg else "内容库还是空的，请联系管理员添加商品或活动。"
     item = items[0]
     try:
-        poster = await guide_poster(ctx.maker, ctx.settings, POSTERS, staff_id=staff.id, content_id=item.id,
-                                    fmt="JPEG", now=ctx.clock())
-    except FontNotFound as exc:
+        if add_me:
+            poster = await add_me_poster(ctx, POSTERS, staff_id=staff.id, content_id=item.id, fmt="JPEG")
+        else:
+            poster = await guide_poster(ctx.maker, ctx.settings, POSTERS, staff_id=staff.id, content_id=item.id,
+                                        fmt="JPEG", now=ctx.clock())
+    except (FontNotFound, AddMeUnavailable) as exc:
         return f"暂时无法生成海报：{exc.message_zh}"
+    except WeComError as exc:
+        if add_me and not isinstance(exc, (WeComRateLimited, WeComConfigError)):
+            # WeCom refused this member a contact way (not activated, not verified, outside the app's scope).
+            return f"暂时无法生成您的「联系我」二维码（企业微信错误码 {exc.errcode}），请联系管理员。"
+        raise
     media_id = await ctx.gateway.upload_media("image", f"poster-{item.id}.jpg", poster.data, poster.content_type)
     await ctx.gateway.send_app_image(staff.userid, media_id)
+    if add_me:
+        return (f"「{item.title}」的「加我」海报已发送，长按图片即可保存或转发。\n"
+                "顾客扫码添加您后，会计入您和这条内容的新增客户。")
     return f"「{item.title}」的专属海报已发送，长按图片即可保存或转发。\n您的专属链接：{poster.url}"
+
+
+async def cmd_add_me_poster(ctx: BotContext, staff: Staff, arg: str) -> str:
+    """加我海报 [关键词]: the same as 海报 加我 [关键词]."""
+    return await cmd_poster(ctx, staff, f"{ADD_ME_WORD} {arg}")
 
 
 COMMANDS: Final[dict[str, Command]] = {
     "海报": cmd_poster,
+    "加我海报": cmd_add_me_poster,
     "帮助": cmd_help,
     "help": cmd_help,
     "?": cmd_help,

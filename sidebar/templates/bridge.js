@@ -1,7 +1,9 @@
 /* Demo only: a stand-in for WeCom's JS-SDK (wx by default, ww with ?sdk=ww), backed by the simulator.
  * Signatures are checked by the simulator (/_sim/jsapi/verify), so a wrong one fails as in WeCom; the
- * current chat is whatever the demo toolbar at the top of the page says; sendChatMessage is recorded in
- * window.__bridgeCalls. Inert unless the page config says demo. */
+ * current chat is whatever the demo toolbar at the top of the page says (a single chat, a customer group,
+ * or 工作台: the app opened outside any chat); every call is recorded in window.__bridgeCalls, and a
+ * sendChatMessage that WeCom would accept (text, image, news, miniprogram ... checked as in PROTOCOL.md
+ * §5.5) also gets ``to``. Inert unless the page config says demo. */
 (function () {
   'use strict';
 
@@ -16,7 +18,8 @@
   const calls = (window.__bridgeCalls = []);
   let saved = {};
   try { saved = JSON.parse(window.localStorage.getItem(STORAGE) || '{}') || {}; } catch (e) { saved = {}; }
-  const choice = { entry: saved.entry === 'group_chat_tools' ? 'group_chat_tools' : 'single_chat_tools',
+  const ENTRIES = ['single_chat_tools', 'group_chat_tools', 'normal'];
+  const choice = { entry: ENTRIES.includes(saved.entry) ? saved.entry : 'single_chat_tools',
     contact: saved.contact || '', chat: saved.chat || '' };
   let choices = { customers: [], groups: [] };
 
@@ -45,7 +48,11 @@
   const group = el('button', '', '客户群');
   group.type = 'button';
   group.dataset.entry = 'group_chat_tools';
-  seg.append(single, group);
+  const workbench = el('button', '', '工作台');
+  workbench.type = 'button';
+  workbench.dataset.entry = 'normal';
+  workbench.title = '从应用工作台打开：不在任何聊天中';
+  seg.append(single, group, workbench);
   const contactSelect = el('select', 'demo-select');
   contactSelect.id = 'demo-contact';
   contactSelect.setAttribute('aria-label', '选择客户');
@@ -61,7 +68,7 @@
   }
 
   function renderBar() {
-    for (const b of [single, group]) b.classList.toggle('on', b.dataset.entry === choice.entry);
+    for (const b of [single, group, workbench]) b.classList.toggle('on', b.dataset.entry === choice.entry);
     contactSelect.hidden = choice.entry !== 'single_chat_tools';
     chatSelect.hidden = choice.entry !== 'group_chat_tools';
   }
@@ -78,7 +85,7 @@
     window.dispatchEvent(new CustomEvent('sidebar:context'));
   }
 
-  for (const b of [single, group]) {
+  for (const b of [single, group, workbench]) {
     b.addEventListener('click', () => {
       if (choice.entry === b.dataset.entry) return;
       choice.entry = b.dataset.entry;
@@ -152,6 +159,11 @@
       if (!MSG_TYPES.includes(type) || !params[type]) return fail('invalid msgtype');
       if (type === 'text' && !params.text.content) return fail('empty content');
       if (type === 'news' && !params.news.link) return fail('link required');
+      if (type === 'news' && !/^https?:\/\//.test(params.news.link)) return fail('invalid link');
+      if (type === 'miniprogram' && !params.miniprogram.appid) return fail('appid required');
+      if (type === 'miniprogram' && !/\.html$/.test(String(params.miniprogram.page || '').split('?')[0])) {
+        return fail('page must end with .html');
+      }
       if (['image', 'video', 'file'].includes(type) && !params[type].mediaid) return fail('mediaid required');
       calls[calls.length - 1].to = choice.entry === 'group_chat_tools' ? { chatId: choice.chat } : { userId: choice.contact };
       toast('已发送到聊天');
