@@ -20,8 +20,11 @@ from models import Region, Staff, StaffRole, Store, utcnow
 from scrm import keys
 from scrm.app import create_app
 from scrm.demo_orders import demo_orders
+from scrm.demo_sharing import SHOP_PREFIX, seed_channel_code, seed_sharing, shop_app
 from scrm.progress import ProgressBar
 from scrm.settings import Settings
+from sharing.channel_codes import CHANNEL_CODES
+from sharing.refresh import REFRESHER
 from sidebar.scripts_demo import seed_demo_scripts
 from wecom.crypto import CallbackCrypto
 from wecom.simulator import demo_data
@@ -117,7 +120,7 @@ def build_demo_app(port: int, host: str, data_dir: Path, *, customers: int = 120
     state = SimulatorState(settings.corp_id, settings.agent_id, settings.agent_secret)
     demo_data.seed_simulator(state, customers=customers)
     sim = simulator_app(state, settings, settings.callback_url)
-    app = create_app(settings, extra_subapps={SIM_PREFIX: sim})
+    app = create_app(settings, extra_subapps={SIM_PREFIX: sim, SHOP_PREFIX: shop_app()})
     return Demo(app, settings, state)
 
 
@@ -145,11 +148,19 @@ async def seed_demo(demo: Demo, *, marketplace_buyers: int = 2500) -> str:
     for name, expression, description in DEMO_SEGMENTS:
         await create_segment(app[keys.SESSIONMAKER], name, expression, now=now, description=description)
     await seed_demo_scripts(app[keys.SESSIONMAKER], now)
+    shared = await seed_sharing(app[keys.SESSIONMAKER], base=settings.public_base_url, share_key=settings.share_key,
+                                now=now)
+    store_code = await seed_channel_code(app[CHANNEL_CODES], app[keys.SESSIONMAKER], base=settings.public_base_url)
     recomputed = await recompute_all(app[keys.SESSIONMAKER], now=now, settings=settings, gateway=app[keys.GATEWAY],
                                      progress=bar)
     bar.close()
     print(recomputed.summary(), flush=True)
+    refreshed = await app[REFRESHER].run("demo")  # attribution and commission from the seeded clicks
+    if refreshed is not None:
+        print(f"分享归因 / attributed orders: {refreshed.attributed}; 提成 / commission: {', '.join(refreshed.months)}",
+              flush=True)
     return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} WeCom customers, "
             f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes, "
             f"{ingested.created} orders from 5 channels ({ingested.customers_created} more buyers, "
-            f"{ingested.merges} merged)")
+            f"{ingested.merges} merged), {shared['content']} shareable items, {shared['clicks']} link clicks, "
+            f"a store channel code (scan it: {settings.public_base_url}{SIM_PREFIX}/_sim/scan/{store_code})")

@@ -20,6 +20,7 @@
   const TAG_SOURCE = { rule: '自动', bot: '系统' };
   const ATTACHMENT = { image: '图片', link: '链接', miniprogram: '小程序' };
   const SINGLE_ENTRIES = ['single_chat_tools', 'contact_profile'];
+  const COMMISSION_LINES_SHOWN = 5;
   /** Entries where sendChatMessage works (PROTOCOL.md §5.5); contact_profile is not a chat. */
   const SEND_ENTRIES = ['single_chat_tools', 'group_chat_tools', 'chat_attachment', 'single_kf_tools'];
 
@@ -1427,7 +1428,9 @@
       o.parts.push((line.category || '商品') + ' ' + line.rate + (RATE_SOURCE[line.rate_source] ? '（' + RATE_SOURCE[line.rate_source] + '）' : ''));
     }
     const list = el('ul', 'orders commission-orders');
-    for (const o of orders.values()) {
+    const newestFirst = [...orders.values()].sort(
+      (a, b) => String(b.first.ordered_at).localeCompare(String(a.first.ordered_at)));
+    for (const o of newestFirst) {
       const row = el('li', 'order');
       row.dataset.orderId = String(o.first.order_id);
       const head = el('div', 'order-head');
@@ -1436,9 +1439,20 @@
       row.appendChild(head);
       row.appendChild(el('p', 'order-items', '成交 ' + fen(o.gmv) + ' · ' + o.parts.join('、')));
       if (o.first.channel_order_id) row.appendChild(el('p', 'order-foot', '订单号 ' + o.first.channel_order_id));
+      // A busy month has dozens of orders: the latest few first, the rest one tap away, not a page-long scroll.
+      if (list.children.length >= COMMISSION_LINES_SHOWN) row.hidden = true;
       list.appendChild(row);
     }
     out.push(el('h3', 'commission-list-title', '提成明细（' + orders.size + ' 单）'), list);
+    if (orders.size > COMMISSION_LINES_SHOWN) {
+      const more = el('button', 'btn btn-sm btn-ghost commission-more', '查看全部 ' + orders.size + ' 单');
+      more.type = 'button';
+      more.addEventListener('click', () => {
+        for (const row of list.children) row.hidden = false;
+        more.remove();
+      });
+      out.push(more);
+    }
     return out;
   }
 

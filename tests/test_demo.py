@@ -94,3 +94,41 @@ async def test_demo_rules_and_segments_have_members(demo: Any) -> None:
         async with http.post(f"{demo.settings.public_base_url}/admin/api/segments/count",
                              json={"expression": "stage = 'active'"}, headers=auth) as r:
             assert r.status == 200 and (await r.json())["count"] > 0
+
+
+async def test_demo_sharing_from_link_to_commission(demo: Any) -> None:
+    from models import ChannelCodeAdd, CommissionStatement, ContentItem, OrderAttribution, ShareLink
+    from sharing.refresh import REFRESHER
+
+    message = await seed_demo(demo, marketplace_buyers=300)
+    assert "shareable items" in message
+    app, base = demo.app, demo.settings.public_base_url
+    assert await _count(app, select(func.count()).select_from(ContentItem)) == 8
+    assert await _count(app, select(func.count()).select_from(OrderAttribution)) > 0  # seeded clicks led to orders
+    assert await _count(app, select(func.count()).select_from(CommissionStatement)) > 0
+    scan = message.rsplit("scan it: ", 1)[1].rstrip(")")
+    async with app[keys.SESSIONMAKER]() as session:
+        link, guide = (await session.execute(
+            select(ShareLink.code, Staff.userid).join(Staff, Staff.id == ShareLink.staff_id).limit(1))).one()
+    app[REFRESHER].debounce = 0.01
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{base}/s/{link}") as r:  # follows the redirect to the demo shop
+            page = await r.text()
+        assert r.status == 200 and "/demo/shop/p/" in str(r.url) and f"分享码 {link}" in page
+        async with http.post(f"{r.url.with_query(None)}/buy", data={"scrm_share": link}) as bought:
+            assert bought.status == 200 and "下单成功" in await bought.text()
+        # The store's channel code: "scanning" it in a browser adds a guide on duty, who sends the code's welcome.
+        async with http.post(scan, data={"name": "扫码新客"}) as r:
+            assert r.status == 200 and "已添加" in await r.text()
+    for _ in range(100):
+        if await _count(app, select(func.count()).select_from(ChannelCodeAdd)):
+            break
+        await asyncio.sleep(0.1)
+    assert await _count(app, select(func.count()).select_from(ChannelCodeAdd)) == 1
+    assert demo.state.welcome_messages[-1]["attachments"][0]["msgtype"] == "link"
+    await app[REFRESHER].wait()
+    async with app[keys.SESSIONMAKER]() as session:
+        credited = (await session.execute(
+            select(Staff.userid, OrderAttribution.source).join(Staff, Staff.id == OrderAttribution.staff_id)
+            .join(Order, Order.id == OrderAttribution.order_id).where(Order.share_code == link))).all()
+    assert credited == [(guide, "share_code")]
