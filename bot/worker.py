@@ -15,6 +15,7 @@ from bot.context import BotContext
 from bot.events import Event, parse_event
 from bot.router import Router
 from models import CallbackEvent, InboxStatus
+from scrm.tasks import cancel_and_wait
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,13 +62,8 @@ class InboxWorker:
 
     async def stop(self) -> None:
         """Stop after the current batch (events in flight keep their lease and resume later)."""
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

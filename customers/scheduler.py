@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from customers.recompute import RecomputeReport, recompute_all
 from scrm import keys
 from scrm.settings import Settings
+from scrm.tasks import cancel_and_wait
 from wecom.gateway import WeComGateway
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,12 +99,7 @@ class RecomputeRunner:
 
     async def close(self) -> None:
         """Cancel a background run (its transactions roll back) and wait for it."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def status(self) -> dict[str, Any]:
         """Progress and the last report, JSON-ready."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ContentItem, Staff
 from scrm import keys
@@ -34,6 +35,8 @@ def _domain_errors(handler: Handler) -> Handler:
             return json_response({"error": exc.message, "field": exc.field}, 400)
         except svc.ContentNotFound:
             return json_response({"error": "内容不存在"}, 404)
+        except _UnknownStaff:
+            return json_response({"error": "没有这位员工", "field": "staff"}, 404)
 
     return wrapper
 
@@ -46,6 +49,21 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise svc.InvalidContent("请求体须为 JSON 对象")
     return body
+
+
+class _UnknownStaff(LookupError):
+    """?staff= names no staff member."""
+
+
+async def _staff_filter(session: AsyncSession, request: web.Request) -> int | None:
+    """The staff id ?staff=<userid> names (None without the parameter)."""
+    userid = request.query.get("staff")
+    if not userid:
+        return None
+    staff_id = await session.scalar(select(Staff.id).where(Staff.userid == userid))
+    if staff_id is None:
+        raise _UnknownStaff(userid)
+    return int(staff_id)
 
 
 def _now(request: web.Request) -> dt.datetime:
@@ -100,11 +118,7 @@ async def list_links(request: web.Request) -> web.Response:
     """Every guide's links with clicks and visitors: ?staff=<userid> for one guide."""
     settings = request.config_dict[keys.SETTINGS]
     async with request.config_dict[keys.SESSIONMAKER]() as session:
-        staff_id = None
-        if request.query.get("staff"):
-            staff_id = await session.scalar(select(Staff.id).where(Staff.userid == request.query["staff"]))
-            if staff_id is None:
-                return json_response({"error": "没有这位员工", "field": "staff"}, 404)
+        staff_id = await _staff_filter(session, request)
         found = await svc.guide_links(session, settings.public_base_url, staff_id=staff_id)
         staff = {i: (u, n) for i, u, n in (await session.execute(
             select(Staff.id, Staff.userid, Staff.name).where(Staff.id.in_({s for s, _ in found})))).all()}
@@ -120,11 +134,7 @@ async def list_links(request: web.Request) -> web.Response:
 async def list_add_me_codes(request: web.Request) -> web.Response:
     """Guides' 「加我」 poster codes: ?staff=<userid> and/or ?content_id=<id> to narrow."""
     async with request.config_dict[keys.SESSIONMAKER]() as session:
-        staff_id = None
-        if request.query.get("staff"):
-            staff_id = await session.scalar(select(Staff.id).where(Staff.userid == request.query["staff"]))
-            if staff_id is None:
-                return json_response({"error": "没有这位员工", "field": "staff"}, 404)
+        staff_id = await _staff_filter(session, request)
         raw_content = request.query.get("content_id", "")
         if raw_content and not raw_content.isdigit():
             return json_response({"error": "content_id 须为内容编号", "field": "content_id"}, 400)

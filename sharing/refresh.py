@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scrm import keys
 from scrm.settings import Settings
+from scrm.tasks import cancel_and_wait
 from sharing.attribution import recompute_attribution
 from sharing.commission import month_bounds, month_of
 from sharing.commission_service import PlanNotSet, recompute_month
@@ -136,12 +137,7 @@ class SharingRefresher:
 
     async def close(self) -> None:
         """Cancel a pending or running refresh (its transaction rolls back)."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def status(self) -> dict[str, Any]:
         """The last run, JSON-ready."""
