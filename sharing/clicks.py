@@ -27,10 +27,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final
 
 from aiohttp import web
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import LinkClick
+from models import Customer, LinkClick, Visitor, insert_ignore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,15 +58,28 @@ async def store_clicks(maker: async_sessionmaker[AsyncSession], rows: Sequence[C
     """Insert clicks in one transaction: Core executemany, INSERT_CHUNK rows per statement."""
     if not rows:
         return
+    named = {customer_id for *_, customer_id in rows if customer_id}
+    if named:  # a token signed for a customer deleted since must not fail the batch on the foreign key
+        async with maker() as session:
+            existing = set((await session.scalars(select(Customer.id).where(Customer.id.in_(named)))).all())
+        if existing != named:
+            rows = [row if row[4] in existing or row[4] is None else (*row[:4], None) for row in rows]
     params = [
         {"link_id": link_id, "at": at, "visitor_id": visitor_id, "ua_class": ua_class, "customer_id": customer_id}
         for link_id, at, visitor_id, ua_class, customer_id in rows
     ]
+    # A click that names its customer (a link sent into their chat) makes the visitor cookie theirs:
+    # later clicks from that browser are known too (first one wins; a shared phone stays who it was).
+    known = {visitor_id: (customer_id, at) for _, at, visitor_id, _, customer_id in reversed(rows) if customer_id}
     async with maker.begin() as session:
         # Core, not the ORM's bulk path: no identity map, no per-row objects, a cached compile.
         conn = await session.connection()
         for start in range(0, len(params), INSERT_CHUNK):
             await conn.execute(insert(LinkClick), params[start : start + INSERT_CHUNK])
+        for visitor_id, (customer_id, at) in known.items():
+            await insert_ignore(session, Visitor, {"visitor_id": visitor_id, "customer_id": customer_id,
+                                                   "source": "chat", "identified_at": at, "detail": {}},
+                                ["visitor_id"])
 
 
 class ClickWriter:

@@ -34,6 +34,7 @@ from models import ContentItem, ShareLink
 from scrm import keys
 from sharing.codes import looks_like_code
 from sharing.links import SHORT_PATH
+from sharing.recipients import RECIPIENT_PARAM, customer_of
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -354,7 +355,10 @@ async def follow_link(request: web.Request) -> web.Response:
     if app[keys.SETTINGS].public_base_url.startswith("https:"):
         cookie += "; Secure"
     if request.method == "GET":  # HEAD is a link preview probing, not a visitor opening it
+        # A link the guide sent into a customer's chat names that customer (sharing/recipients.py).
+        token = request.query.get(RECIPIENT_PARAM)
+        customer_id = customer_of(app[keys.SETTINGS].share_key, token) if token else None
         app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id,
-                                      ua_class(request.headers.get("User-Agent", "")))
+                                      ua_class(request.headers.get("User-Agent", "")), customer_id)
     headers = CIMultiDict({"Location": link.location, "Cache-Control": "no-store", "Set-Cookie": cookie})
     return web.Response(status=302, headers=headers)

@@ -7,7 +7,8 @@ from typing import Any, cast
 from aiohttp import web
 from sqlalchemy import select
 
-from models import ContentItem, Staff
+from bot import sync
+from models import ContentItem, IdentityKind, Staff
 from scrm import keys
 from sharing import links
 from sharing.add_me import AddMeUnavailable, add_me_poster
@@ -15,11 +16,12 @@ from sharing.dashboard import results_json
 from sharing.fonts import FontNotFound
 from sharing.poster_service import (Poster, PosterFormat, TemplateUnavailable, enabled_templates, guide_poster,
                                     parse_template_param)
+from sharing.recipients import RECIPIENT_PARAM, recipient_token
 from sharing.performance import PERIODS, Period, Row, performance, period_bounds
 from sidebar.context import bot_context
 from sidebar.errors import InvalidRequest, NotFound, SidebarDisabled, UpstreamError
 from sidebar.handlers import USERID, json_body, json_response
-from sidebar.permissions import load_viewer
+from sidebar.permissions import check_customer_access, load_viewer
 
 routes = web.RouteTableDef()
 
@@ -36,7 +38,11 @@ async def share_library(request: web.Request) -> web.Response:
 
 @routes.post("/api/share/links")
 async def my_link(request: web.Request) -> web.Response:
-    """The guide's own short link to an item: {"content_id": 1, "channel": "moments" | "group" | "private"}."""
+    """The guide's own short link to an item: {"content_id": 1, "channel": "moments" | "group" | "private"}.
+
+    With "external_userid" (the customer of the one-to-one chat it is sent into) the URL names that
+    customer (``?r=``, sharing/recipients.py), so their click is known to be theirs.
+    """
     body: Any = await json_body(request, '{"content_id": 1, "channel": "moments"}')
     if not isinstance(body, dict) or not isinstance(body.get("content_id"), int):
         raise InvalidRequest('请求体须为 JSON 对象，例如 {"content_id": 1, "channel": "moments"}。')
@@ -56,6 +62,15 @@ async def my_link(request: web.Request) -> web.Response:
         item = await session.get(ContentItem, link.content_id)
         assert item is not None
         data = links.link_json(link, item, settings.public_base_url)
+        recipient = body.get("external_userid")
+        if recipient is not None:
+            if not isinstance(recipient, str) or not recipient or len(recipient) > 64:
+                raise InvalidRequest("external_userid 须为当前单聊客户的 external_userid。")
+            customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, recipient)
+            if customer is None:
+                raise NotFound("该客户尚未同步，请先打开客户资料。")
+            await check_customer_access(session, viewer, customer.id)
+            data["url"] += f"?{RECIPIENT_PARAM}={recipient_token(settings.share_key, customer.id)}"
     return json_response(data)
 
 

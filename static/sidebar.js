@@ -974,11 +974,14 @@
   const shareLinks = new Map();  // "content id:channel" -> the guide's link (a promise, so taps share one request)
   let shareBuilt = false;
 
-  /** The guide's own short link to the item on the channel (the server keeps one per guide, item and channel). */
-  function linkFor(item, channel) {
-    const key = item.id + ':' + channel;
+  /** The guide's own short link to the item on the channel (the server keeps one per guide, item and channel).
+   *  ``recipient``: the external_userid of the one-to-one chat it goes into, so the customer's click is known. */
+  function linkFor(item, channel, recipient) {
+    const key = item.id + ':' + channel + ':' + (recipient || '');
     if (!shareLinks.has(key)) {
-      const pending = api(shareApi + 'links', { content_id: item.id, channel: channel });
+      const body = { content_id: item.id, channel: channel };
+      if (recipient) body.external_userid = recipient;
+      const pending = api(shareApi + 'links', body);
       pending.catch(() => shareLinks.delete(key));
       shareLinks.set(key, pending);
     }
@@ -1133,7 +1136,8 @@
     if (button.classList.contains('busy')) return;
     setBusy(button, '发送中…');
     try {
-      const link = await linkFor(item, channel);
+      const recipient = chat.entry !== 'group_chat_tools' && channel === 'private' ? chat.userId : '';
+      const link = await linkFor(item, channel, recipient);
       await ensureSdk();
       await call('sendChatMessage', shareMessage(item, link));
       clearBusy(button, '已发送');

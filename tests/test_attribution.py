@@ -150,3 +150,49 @@ def test_periods_are_calendar_periods_in_the_brand_zone() -> None:
     assert week[0] == dt.datetime(2026, 11, 22, 16, tzinfo=dt.timezone.utc)  # Monday 23 Nov 00:00 local
     month = period_bounds("month", now, "Asia/Shanghai", offset=11)
     assert month == (dt.datetime(2025, 11, 30, 16, tzinfo=dt.timezone.utc), dt.datetime(2025, 12, 31, 16, tzinfo=dt.timezone.utc))
+
+
+async def test_a_link_sent_into_a_customers_chat_makes_their_opens_known(
+    client: TestClient, app: Any, maker: Any, brand: Brand, clock: Any
+) -> None:
+    from scrm import keys
+
+    now = clock.now
+    async with maker.begin() as session:
+        item = ContentItem(kind=ContentKind.PRODUCT, title="有机奶粉", target_url="https://shop.example.com/p/1",
+                           created_at=now, updated_at=now)
+        session.add(item)
+    body = {"content_id": item.id, "channel": "private", "external_userid": brand.wangfang}
+    # Only the customer's own guide may name them; another guide's customer is refused.
+    refused = await client.post("/sidebar/api/share/links", json=body, headers=_as("lisi", clock))
+    assert refused.status == 403
+    sent = await (await client.post("/sidebar/api/share/links", json=body, headers=_as("zhangsan", clock))).json()
+    assert "?r=" in sent["url"]
+
+    opened = await client.get(sent["url"].split("127.0.0.1:8080", 1)[1], allow_redirects=False)
+    assert opened.status == 302
+    clock.advance(3600)
+    again = await client.get(f"/s/{sent['code']}", allow_redirects=False)  # forwarded on, same browser
+    assert again.status == 302
+    tampered = await client.get(f"/s/{sent['code']}?r=AAAAAAAAAAAA", allow_redirects=False, cookies={})
+    assert tampered.status == 302  # a forged token is ignored, not an error
+    await app[keys.CLICK_WRITER].flush()
+    async with maker() as session:
+        wangfang = await _customer(session, brand.wangfang)
+        visitor = await session.scalar(select(Visitor).where(Visitor.customer_id == wangfang))
+        clicks = (await session.scalars(select(LinkClick).order_by(LinkClick.id))).all()
+    assert visitor is not None and visitor.source == "chat"
+    assert [c.customer_id for c in clicks][:2] == [wangfang, None] and clicks[1].visitor_id == visitor.visitor_id
+
+    async with maker.begin() as session:  # she orders the next day, without a share code
+        order = _order(wangfang, clock.now + DAY, 25900)
+        session.add(order)
+    summary = await recompute_attribution(maker, since=now - DAY, now=clock.now + DAY, window_days=7)
+    assert summary.by_click == 1
+    link_id = sent["id"]
+    assert (await _credits(maker))[order.id][:3] == (await _staff_id(maker, "zhangsan"), link_id, "click")
+
+
+async def _staff_id(maker: Any, userid: str) -> int:
+    async with maker() as session:
+        return int(await session.scalar(select(Staff.id).where(Staff.userid == userid)) or 0)

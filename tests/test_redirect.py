@@ -23,6 +23,7 @@ from scrm.app import create_app
 from scrm.settings import Settings
 from sharing.clicks import ClickRow, ClickWriter, store_clicks
 from sharing.links import create_content, share_link_for
+from sharing.recipients import customer_of, recipient_token
 from sharing.redirect import (
     VISITOR_COOKIE,
     CachedLink,
@@ -505,3 +506,12 @@ async def test_full_buffer_drops_the_oldest_clicks_loudly(clock: FakeClock, capl
 
     await writer.close()
     assert [row[0] for row in stored] == list(range(5, 15))
+
+
+def test_recipient_tokens_name_one_customer_and_cannot_be_forged() -> None:
+    token = recipient_token("k" * 32, 123456789)
+    assert customer_of("k" * 32, token) == 123456789 and len(token) <= 16
+    assert customer_of("other-key" * 4, token) is None
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert customer_of("k" * 32, tampered) is None
+    assert customer_of("k" * 32, "") is None and customer_of("k" * 32, "!!!") is None

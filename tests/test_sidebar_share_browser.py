@@ -207,7 +207,8 @@ async def test_share_and_results_tabs_on_a_phone(shop: Shop, phone: Any,
     news = (await _wait_sent(page, 1))[-1]["params"]
     assert news["msgtype"] == "news"
     card = news["news"]
-    match = re.fullmatch(re.escape(base) + r"/s/([0-9A-Za-z]+)", card["link"])
+    # Sent into a one-to-one chat, the link names its recipient (?r=), so the customer's open is known.
+    match = re.fullmatch(re.escape(base) + r"/s/([0-9A-Za-z]+)\?r=([A-Za-z0-9_-]+)", card["link"])
     assert match, card["link"]
     code = match.group(1)
     assert (card["title"], card["imgUrl"]) == (MILK["title"], MILK["cover_url"])
@@ -216,9 +217,13 @@ async def test_share_and_results_tabs_on_a_phone(shop: Shop, phone: Any,
 
     # The link works: two opens, then the click writer flushes them for the funnel below.
     for _ in range(2):
-        resp = await page.request.get(f"{base}/s/{code}", max_redirects=0)
+        resp = await page.request.get(card["link"], max_redirects=0)
         assert resp.status == 302 and resp.headers["location"].endswith(f"scrm_share={code}")
     await shop.demo.app[keys.CLICK_WRITER].flush()
+    async with maker() as session:
+        opened_by = set((await session.scalars(select(LinkClick.customer_id).join(
+            ShareLink, ShareLink.id == LinkClick.link_id).where(ShareLink.code == code))).all())
+    assert len(opened_by) == 1 and None not in opened_by  # both opens credited to the chat's customer
 
     # A mini-program item goes out as a mini-program card, the share code in its .html page's query.
     mini = page.locator(f'#share-list .share-item[data-content-id="{shop.mini_id}"]')
