@@ -356,7 +356,8 @@ async def follow_link(request: web.Request) -> web.Response:
         cookie += "; Secure"
     if request.method == "GET":  # HEAD is a link preview probing, not a visitor opening it
         # A link the guide sent into a customer's chat names that customer (sharing/recipients.py).
-        token = request.query.get(RECIPIENT_PARAM)
+        # The hot path parses no query string unless it may hold a token.
+        token = request.query.get(RECIPIENT_PARAM) if RECIPIENT_PARAM + "=" in request.query_string else None
         customer_id = customer_of(app[keys.SETTINGS].share_key, token) if token else None
         app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id,
                                       ua_class(request.headers.get("User-Agent", "")), customer_id)
