@@ -72,6 +72,17 @@ class Settings:
     # A guide is told at most once per this many minutes that a known customer opened their link
     # (per guide × customer × link; SCRM_VISITOR_ALERT_MINUTES).
     visitor_alert_minutes: int = 60
+    # The brand's WeChat official account (SCRM_OA_APPID / SCRM_OA_SECRET), when it has one: share links
+    # opened in WeChat then go through its silent OAuth (snsapi_base) so the opener's unionid names them.
+    oa_appid: str = ""
+    oa_secret: str = ""
+    oa_api_base: str = "https://api.weixin.qq.com/"
+    oa_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+
+    @property
+    def oa_configured(self) -> bool:
+        """Whether share links identify WeChat openers through the official account's OAuth."""
+        return bool(self.oa_appid and self.oa_secret)
 
     @property
     def share_key(self) -> str:
@@ -222,6 +233,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         problems.append("SCRM_SHARE_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     attribution_days = integer("SCRM_ATTRIBUTION_DAYS", 7, 1, 90)
     visitor_alert_minutes = integer("SCRM_VISITOR_ALERT_MINUTES", 60, 1, 7 * 24 * 60)
+    oa_appid, oa_secret = env.get("SCRM_OA_APPID", "").strip(), env.get("SCRM_OA_SECRET", "").strip()
+    if bool(oa_appid) != bool(oa_secret):
+        problems.append("SCRM_OA_APPID and SCRM_OA_SECRET go together (the official account's AppID and AppSecret)")
+    elif oa_appid and not oa_appid.startswith("wx"):
+        problems.append(f"SCRM_OA_APPID {oa_appid!r} is not an official account AppID (they start with wx)")
     poster_font = env.get("SCRM_POSTER_FONT", "").strip()
     if poster_font and not os.path.isfile(poster_font):
         problems.append(f"SCRM_POSTER_FONT {poster_font!r} is not a file (a .ttf/.otf/.ttc font with Chinese glyphs)")
@@ -264,4 +280,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         attribution_days=attribution_days,
         poster_font=poster_font,
         visitor_alert_minutes=visitor_alert_minutes,
+        oa_appid=oa_appid,
+        oa_secret=oa_secret,
+        oa_api_base=env.get("SCRM_OA_API_BASE", "").strip() or Settings.oa_api_base,
+        oa_authorize_url=env.get("SCRM_OA_AUTHORIZE_URL", "").strip() or Settings.oa_authorize_url,
     )

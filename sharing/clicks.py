@@ -72,7 +72,7 @@ async def store_clicks(maker: async_sessionmaker[AsyncSession], rows: Sequence[C
                                          for link_id, at, visitor_id, ua_class, customer_id in rows])
         for visitor_id, (customer_id, at) in known.items():
             await insert_ignore(session, Visitor, {"visitor_id": visitor_id, "customer_id": customer_id,
-                                                   "source": "chat", "identified_at": at, "detail": {}},
+                                                   "source": "click", "identified_at": at, "detail": {}},
                                 ["visitor_id"])
 
 

@@ -32,8 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ContentItem, ShareLink
 from scrm import keys
+from scrm.settings import Settings
 from sharing.codes import looks_like_code
 from sharing.links import SHORT_PATH
+from sharing.oa_identify import OA_COOKIE, OA_SUFFIX, authorize_url, customer_by_unionid, unionid_for
 from sharing.recipients import RECIPIENT_PARAM, customer_of
 
 _LOGGER = logging.getLogger(__name__)
@@ -329,13 +331,10 @@ def _friendly(status: int, body: bytes) -> web.Response:
 routes = web.RouteTableDef()
 
 
-@routes.get(SHORT_PATH + "{code:.*}")
-async def follow_link(request: web.Request) -> web.Response:
-    """302 to the item's target with the share code; the click is recorded without waiting."""
-    code = request.match_info["code"]
+async def _live_link(app: web.Application, code: str) -> CachedLink | web.Response:
+    """The live link for ``code``, or the friendly page to answer instead."""
     if not looks_like_code(code):
         return _friendly(404, UNKNOWN_PAGE)
-    app = request.app
     try:
         link = await link_cache(app).lookup(code, app[keys.SESSIONMAKER])
     except Exception:  # the database failed on a miss: a page, not a 500
@@ -345,8 +344,11 @@ async def follow_link(request: web.Request) -> web.Response:
         return _friendly(404, UNKNOWN_PAGE)
     if not link.live:
         return _friendly(410, DISABLED_PAGE)
+    return link
 
-    cookies = request.headers.get("Cookie")
+
+def _visitor(app: web.Application, cookies: str | None) -> tuple[str, str]:
+    """The visitor id (from the cookie, else a new one) and the Set-Cookie value that keeps it."""
     found = _VISITOR_IN_COOKIES.search(cookies) if cookies else None
     visitor_id = found.group(1) if found else secrets.token_urlsafe(12)
     # Built by hand: the id is URL-safe by construction (or by the check above), and SimpleCookie
@@ -354,12 +356,64 @@ async def follow_link(request: web.Request) -> web.Response:
     cookie = f"{VISITOR_COOKIE}={visitor_id}; Max-Age={VISITOR_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
     if app[keys.SETTINGS].public_base_url.startswith("https:"):
         cookie += "; Secure"
+    return visitor_id, cookie
+
+
+def _redirect(location: str, *cookies: str) -> web.Response:
+    headers = CIMultiDict({"Location": location, "Cache-Control": "no-store"})
+    for cookie in cookies:
+        headers.add("Set-Cookie", cookie)
+    return web.Response(status=302, headers=headers)
+
+
+@routes.get(SHORT_PATH + "{code}" + OA_SUFFIX)
+async def back_from_oa(request: web.Request) -> web.Response:
+    """Back from the official account's OAuth: name the opener by unionid if we can, then on to the target."""
+    app = request.app
+    link = await _live_link(app, request.match_info["code"])
+    if isinstance(link, web.Response):
+        return link
+    settings = app[keys.SETTINGS]
+    visitor_id, cookie = _visitor(app, request.headers.get("Cookie"))
+    customer_id = None
+    oauth_code = request.query.get("code", "")
+    if oauth_code and settings.oa_configured:
+        unionid = await unionid_for(settings, oauth_code)
+        if unionid:
+            try:
+                customer_id = await customer_by_unionid(app[keys.SESSIONMAKER], unionid)
+            except Exception:  # the visitor goes on to the target whatever the database says
+                _LOGGER.exception("could not look up the opener's unionid")
+    app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id,
+                                  ua_class(request.headers.get("User-Agent", "")), customer_id)
+    return _redirect(link.location, cookie, _oa_cookie(settings))
+
+
+def _oa_cookie(settings: Settings) -> str:
+    secure = "; Secure" if settings.public_base_url.startswith("https:") else ""
+    return f"{OA_COOKIE}=1; Max-Age={VISITOR_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax{secure}"
+
+
+@routes.get(SHORT_PATH + "{code:.*}")
+async def follow_link(request: web.Request) -> web.Response:
+    """302 to the item's target with the share code; the click is recorded without waiting."""
+    app = request.app
+    code = request.match_info["code"]
+    link = await _live_link(app, code)
+    if isinstance(link, web.Response):
+        return link
+    cookies = request.headers.get("Cookie")
+    visitor_id, cookie = _visitor(app, cookies)
     if request.method == "GET":  # HEAD is a link preview probing, not a visitor opening it
+        settings = app[keys.SETTINGS]
         # A link the guide sent into a customer's chat names that customer (sharing/recipients.py).
         # The hot path parses no query string unless it may hold a token.
         token = request.query.get(RECIPIENT_PARAM) if RECIPIENT_PARAM + "=" in request.query_string else None
-        customer_id = customer_of(app[keys.SETTINGS].share_key, token) if token else None
-        app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id,
-                                      ua_class(request.headers.get("User-Agent", "")), customer_id)
-    headers = CIMultiDict({"Location": link.location, "Cache-Control": "no-store", "Set-Cookie": cookie})
-    return web.Response(status=302, headers=headers)
+        customer_id = customer_of(settings.share_key, token) if token else None
+        ua = ua_class(request.headers.get("User-Agent", ""))
+        if (customer_id is None and ua == "wechat" and settings.oa_configured
+                and not (cookies and OA_COOKIE + "=" in cookies)):
+            # Once per browser: the official account's silent OAuth says who this is (sharing/oa_identify.py).
+            return _redirect(authorize_url(settings, code, visitor_id), cookie, _oa_cookie(settings))
+        app[keys.CLICK_WRITER].record(link.link_id, app[keys.CLOCK](), visitor_id, ua, customer_id)
+    return _redirect(link.location, cookie)

@@ -15,8 +15,9 @@ A failed WeCom call is logged and audited (``visitor_alert_failed``, ``interest_
 retried within the window: the claim stands, so a failing guide is not called again on every click.
 Alerts are best effort: clicks still queued at shutdown are not alerted (they are stored all the same).
 
-TODO: identifying visitors through an official account's OAuth (``visitors.source = "oauth"``) needs
-an OA app id and secret this service does not have yet; such rows would be alerted on as they are.
+Visitors become known by the clicks that name them: a link sent into the customer's chat carries their
+signed token (sharing/recipients.py), and with an official account configured, a WeChat opener's
+unionid names them (sharing/oa_identify.py); either way the click writer files the cookie as theirs.
 """
 
 from __future__ import annotations

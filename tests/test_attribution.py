@@ -181,7 +181,7 @@ async def test_a_link_sent_into_a_customers_chat_makes_their_opens_known(
         wangfang = await _customer(session, brand.wangfang)
         visitor = await session.scalar(select(Visitor).where(Visitor.customer_id == wangfang))
         clicks = (await session.scalars(select(LinkClick).order_by(LinkClick.id))).all()
-    assert visitor is not None and visitor.source == "chat"
+    assert visitor is not None and visitor.source == "click"
     assert [c.customer_id for c in clicks][:2] == [wangfang, None] and clicks[1].visitor_id == visitor.visitor_id
 
     async with maker.begin() as session:  # she orders the next day, without a share code

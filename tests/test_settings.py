@@ -83,3 +83,12 @@ def test_customer_settings() -> None:
     text = str(err.value)
     assert "SCRM_STAGE_SILENT_DAYS" in text and "SCRM_RECOMPUTE_AT" in text
     assert "SCRM_CHANNEL_SECRET_JD" in text and "Mars/Olympus" in text
+
+
+def test_the_official_account_is_configured_whole() -> None:
+    with pytest.raises(SettingsError, match="SCRM_OA_APPID and SCRM_OA_SECRET go together"):
+        load_settings(GOOD | {"SCRM_OA_APPID": "wx5151000000000a0a"}, dotenv=None)
+    with pytest.raises(SettingsError, match="not an official account AppID"):
+        load_settings(GOOD | {"SCRM_OA_APPID": "gh_123", "SCRM_OA_SECRET": "x" * 32}, dotenv=None)
+    configured = load_settings(GOOD | {"SCRM_OA_APPID": "wx5151000000000a0a", "SCRM_OA_SECRET": "x" * 32}, dotenv=None)
+    assert configured.oa_configured and not load_settings(GOOD, dotenv=None).oa_configured

@@ -21,6 +21,7 @@ from aiohttp import BodyPartReader, web
 from yarl import URL
 
 from wecom.simulator.errors import SimApiError, errmsg_for
+from wecom.simulator.oa import add_oa_routes
 from wecom.simulator.state import SimulatorState
 
 _LOGGER = logging.getLogger(__name__)
@@ -369,4 +370,5 @@ def create_simulator_app(state: SimulatorState) -> web.Application:
     app.router.add_post("/_sim/jsapi/verify", _sim_jsapi_verify)
     app.router.add_get("/connect/oauth2/authorize", _oauth_authorize)
     app.router.add_get("/_sim/qr/{config_id}.png", _contact_way_qr)
+    add_oa_routes(app, state)
     return app
