@@ -91,10 +91,12 @@ async def seed_sharing(maker: async_sessionmaker[AsyncSession], *, base: str, sh
 async def _clicks(session: AsyncSession, rng: random.Random, staff_id: int, links: list[Any], now: dt.datetime) -> int:
     """Anonymous clicks over the last month, and a click a few hours before some of the guide's customers' orders."""
     rows = []
+    # A guide's audience: a few hundred people, many of whom open more than one of their links.
+    audience = [secrets.token_hex(8) for _ in range(rng.randint(150, 300))]
     for link in links:
-        for _ in range(rng.randint(5, 25)):
+        for _ in range(rng.randint(80, 220)):
             rows.append(LinkClick(link_id=link.id, at=now - dt.timedelta(minutes=rng.randint(10, 30 * 24 * 60)),
-                                  visitor_id=secrets.token_hex(8), ua_class=rng.choice(("wechat", "wecom", "other"))))
+                                  visitor_id=rng.choice(audience), ua_class=rng.choice(("wechat", "wecom", "other"))))
     recent = (await session.execute(
         select(Order.customer_id, Order.ordered_at).join(FollowRelation, FollowRelation.customer_id == Order.customer_id)
         .where(FollowRelation.staff_id == staff_id, counted(), Order.ordered_at >= now - dt.timedelta(days=40)))).all()

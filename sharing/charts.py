@@ -27,7 +27,11 @@ def _rate(part: int, whole: int) -> str:
 
 
 def funnel_svg(steps: Sequence[tuple[str, int]], *, title: str = "分享转化漏斗", width: int = 360) -> str:
-    """A funnel: one centred bar per step, width proportional to its value, with the step-to-step rate."""
+    """A funnel: one centred bar per step, width proportional to its value, each step as a share of the first.
+
+    Shares of the first step, not of the step above: new contacts and orders are not subsets of each
+    other (a known customer orders without being added), so a step-to-step rate can read 2600%.
+    """
     if not steps:
         raise ValueError("a funnel needs at least one step")
     top = max(max(v for _, v in steps), 1)
@@ -45,7 +49,7 @@ def funnel_svg(steps: Sequence[tuple[str, int]], *, title: str = "分享转化�
                      f'data-step="{i}" data-value="{value}"/>')
         parts.append(f'<text x="{width / 2:.1f}" y="{y + 20}" text-anchor="middle" font-size="13" fill="#fff" '
                      f'stroke="{colour}" stroke-width="3" paint-order="stroke">{escape(label)} {value:,}</text>')
-        rate = "" if i == 0 else f"转化 {_rate(value, steps[i - 1][1])}"
+        rate = "" if i == 0 else f"占{steps[0][0]} {_rate(value, steps[0][1])}"
         if rate:
             parts.append(f'<text x="{width / 2:.1f}" y="{y + 38}" text-anchor="middle" font-size="11" '
                          f'fill="#fff" stroke="{colour}" stroke-width="3" paint-order="stroke">{rate}</text>')
