@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,3 +19,18 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     response = web.json_response(data, status=status, dumps=dumps)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def json_object(request: web.Request, error: Callable[[str], Exception], *, example: str = "",
+                      max_bytes: int = 64 * 1024) -> dict[str, Any]:
+    """The request's body as a JSON object, or ``error(message)`` raised with a message in Chinese."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise error(f"请求体过大（最多 {max_bytes // 1024} KB）")
+    hint = f"，例如 {example}" if example else ""
+    try:
+        body = json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError):
+        raise error(f"请求体须为 JSON{hint}") from None
+    if not isinstance(body, dict):
+        raise error(f"请求体须为 JSON 对象{hint}")
+    return body

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ContentItem, Staff
 from scrm import keys
-from scrm.jsonweb import json_response
+from scrm.jsonweb import json_object, json_response
 from sharing import add_me
 from sharing import links as svc
 
@@ -42,13 +41,7 @@ def _domain_errors(handler: Handler) -> Handler:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        raise svc.InvalidContent("请求体须为 JSON") from None
-    if not isinstance(body, dict):
-        raise svc.InvalidContent("请求体须为 JSON 对象")
-    return body
+    return await json_object(request, svc.InvalidContent)
 
 
 class _UnknownStaff(LookupError):

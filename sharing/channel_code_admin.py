@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Any, Final, cast
@@ -21,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from scrm import keys
-from scrm.jsonweb import json_response
+from scrm.jsonweb import json_object, json_response
 from sharing.channel_code_qr import render_printable
 from sharing.channel_codes import (
     CHANNEL_CODES,
@@ -67,16 +66,8 @@ def _id(request: web.Request) -> int:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ChannelCodeError("请求体过大")
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        raise ChannelCodeError('请求体须为 JSON，例如 {"name": "春季上新", '
-                               '"members": [{"userid": "zhangsan"}]}') from None
-    if not isinstance(body, dict):
-        raise ChannelCodeError("请求体须为 JSON 对象")
-    return body
+    return await json_object(request, ChannelCodeError, max_bytes=MAX_BODY,
+                             example='{"name": "春季上新", "members": [{"userid": "zhangsan"}]}')
 
 
 def _period(request: web.Request) -> tuple[str, dt.datetime, dt.datetime]:

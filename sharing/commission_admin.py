@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -18,7 +17,7 @@ from aiohttp import web
 
 from models import AuditEntry
 from scrm import keys
-from scrm.jsonweb import json_response
+from scrm.jsonweb import json_object, json_response
 from sharing import commission_service as svc
 from sharing.commission import InvalidMonth, InvalidRules, OutsideLimits, parse_month
 
@@ -54,15 +53,7 @@ def _domain_errors(handler: Handler) -> Handler:
 
 
 async def _body(request: web.Request, example: str) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidRules("请求体过大")
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        raise InvalidRules(f"请求体须为 JSON，例如 {example}") from None
-    if not isinstance(body, dict):
-        raise InvalidRules(f"请求体须为 JSON 对象，例如 {example}")
-    return body
+    return await json_object(request, InvalidRules, example=example, max_bytes=MAX_BODY)
 
 
 def _now(request: web.Request) -> dt.datetime:

@@ -16,7 +16,6 @@ import copy
 import datetime as dt
 import functools
 import io
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import AuditEntry, MediaAsset, PosterTemplate
 from scrm import keys
-from scrm.jsonweb import json_response
+from scrm.jsonweb import json_object, json_response
 from sharing.fonts import FontNotFound
 from sharing.poster_service import PreviewSubjectNotFound, TemplateUnavailable, preview_poster
 from sharing.posters import DEFAULT_TEMPLATE, MAX_INPUT_PIXELS, InvalidTemplate, parse_template
@@ -232,16 +231,8 @@ def _domain_errors(handler: Handler) -> Handler:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    example = '{"name": "会员日红色", "spec": {...}, "background_asset_id": null}'
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidPosterTemplate("请求体过大（最多 64 KB）")
-    try:
-        body = json.loads(await request.text())
-    except ValueError:
-        raise InvalidPosterTemplate(f"请求体须为 JSON，例如 {example}") from None
-    if not isinstance(body, dict):
-        raise InvalidPosterTemplate(f"请求体须为 JSON 对象，例如 {example}")
-    return body
+    return await json_object(request, InvalidPosterTemplate, max_bytes=MAX_BODY,
+                             example='{"name": "会员日红色", "spec": {...}, "background_asset_id": null}')
 
 
 def _now(request: web.Request) -> dt.datetime:
