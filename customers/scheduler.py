@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from customers.recompute import RecomputeReport, recompute_all
 from scrm import keys
 from scrm.settings import Settings
+from scrm.leader import Leadership, when_leading
 from scrm.tasks import cancel_and_wait
 from wecom.gateway import WeComGateway
 
@@ -118,13 +119,14 @@ class RecomputeRunner:
 RUNNER: Final = web.AppKey("recompute_runner", RecomputeRunner)
 
 
-def build_scheduler(runner: RecomputeRunner, settings: Settings) -> AsyncIOScheduler:
+def build_scheduler(runner: RecomputeRunner, settings: Settings, leadership: Leadership | None = None
+                    ) -> AsyncIOScheduler:
     """An (unstarted) scheduler running ``runner`` daily at settings.recompute_at, brand time."""
     tz = zoneinfo.ZoneInfo(settings.timezone)
     hour, minute = (int(part) for part in settings.recompute_at.split(":"))
     scheduler = AsyncIOScheduler(timezone=tz)
     scheduler.add_job(
-        runner.run,
+        when_leading(leadership, runner.run, "nightly recompute"),
         CronTrigger(hour=hour, minute=minute, timezone=tz),
         kwargs={"trigger": "nightly"},
         id=JOB_ID,
@@ -143,7 +145,7 @@ async def recompute_scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     runner = RecomputeRunner(app[keys.SESSIONMAKER], settings, clock=app[keys.CLOCK], gateway=app.get(keys.GATEWAY))
     app[RUNNER] = runner
-    scheduler = build_scheduler(runner, settings)
+    scheduler = build_scheduler(runner, settings, app.get(keys.LEADERSHIP))
     scheduler.start()
     _LOGGER.info("nightly recompute scheduled at %s (%s)", settings.recompute_at, settings.timezone)
     yield

@@ -6,6 +6,7 @@ from models.base import Base, insert_ignore, utcnow
 from models.channel_code import ChannelCode, ChannelCodeAdd, ChannelCodeMember, ChannelKind, DutyRole
 from models.commission import CommissionPlan, CommissionStatement, CommissionStatementLine
 from models.contact_way import ContactWay
+from models.lease import Lease
 from models.customer import Customer, CustomerIdentity, IdentityKind
 from models.follow import FollowRelation, FollowStatus
 from models.group import CustomerGroup, GroupMember, GroupStatus
@@ -23,6 +24,7 @@ from models.sharing import ContentItem, ContentKind, LinkClick, ShareChannel, Sh
 from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
+    "Lease",
     "ChannelCode", "ChannelCodeAdd", "ChannelCodeMember", "ChannelKind", "DutyRole",
     "CommissionPlan", "CommissionStatement", "CommissionStatementLine",
     "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",

@@ -21,6 +21,7 @@ from models import utcnow
 from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
+from scrm.leader import leadership_ctx
 from scrm.settings import Settings
 from sharing import channel_code_admin, poster_admin
 from sharing import redirect as share_redirect
@@ -119,6 +120,7 @@ def create_app(
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(visitor_alerts_ctx)  # after the gateway and the click writer it hooks into
     app.cleanup_ctx.append(_worker_ctx(run_worker))
+    app.cleanup_ctx.append(leadership_ctx)  # before every scheduler: their jobs run only where it leads
     app.cleanup_ctx.append(recompute_scheduler_ctx)
     app.cleanup_ctx.append(channel_code_scheduler_ctx)  # after the database and the gateway
     app.cleanup_ctx.append(sharing_refresh_ctx)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.inbox import InboxWriter
 from bot.router import Router
 from bot.worker import InboxWorker
+from scrm.leader import Leadership
 from scrm.settings import Settings
 from sharing.clicks import ClickWriter
 from sharing.poster_cache import PosterCache
@@ -31,3 +32,5 @@ CLICK_WRITER: Final = web.AppKey("click_writer", ClickWriter)
 POSTER_CACHE: Final = web.AppKey("poster_cache", PosterCache)
 #: Called with the earliest order time whenever an order webhook stored new or changed orders.
 ORDER_LISTENERS: Final = web.AppKey("order_listeners", list[Callable[[dt.datetime], None]])
+#: Whether this process holds the scheduler role (timed jobs run only there).
+LEADERSHIP: Final = web.AppKey("leadership", Leadership)

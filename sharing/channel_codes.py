@@ -68,6 +68,7 @@ from models import (
 )
 from models.base import UTCDateTime, within_days
 from scrm import keys
+from scrm.leader import Leadership, when_leading
 from sharing.channel_code_duty import DutyMember, Slot, clock_text, on_duty
 from sharing.channel_code_spec import (
     ChannelCodeError,
@@ -476,10 +477,10 @@ class ChannelCodes:
 CHANNEL_CODES: Final = web.AppKey("channel_codes", ChannelCodes)
 
 
-def build_scheduler(service: ChannelCodes) -> AsyncIOScheduler:
-    """An (unstarted) scheduler running the duty job every 5 minutes."""
+def build_scheduler(service: ChannelCodes, leadership: Leadership | None = None) -> AsyncIOScheduler:
+    """An (unstarted) scheduler running the duty job every 5 minutes (in the leading process only)."""
     scheduler = AsyncIOScheduler(timezone=zoneinfo.ZoneInfo(service.ctx.settings.timezone))
-    scheduler.add_job(service.run_job, IntervalTrigger(seconds=DUTY_INTERVAL.total_seconds()),
+    scheduler.add_job(when_leading(leadership, service.run_job, "channel-code duty"), IntervalTrigger(seconds=DUTY_INTERVAL.total_seconds()),
                       id="channel_code_duty", coalesce=True, max_instances=1, misfire_grace_time=60)
     return scheduler
 
@@ -493,7 +494,7 @@ async def channel_code_scheduler_ctx(app: web.Application) -> AsyncIterator[None
                      clock=app[keys.CLOCK])
     service = ChannelCodes(ctx)
     app[CHANNEL_CODES] = service
-    scheduler = build_scheduler(service)
+    scheduler = build_scheduler(service, app.get(keys.LEADERSHIP))
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)

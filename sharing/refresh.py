@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scrm import keys
 from scrm.settings import Settings
+from scrm.leader import Leadership, when_leading
 from scrm.tasks import cancel_and_wait
 from sharing.attribution import recompute_attribution
 from sharing.commission import month_bounds, month_of
@@ -149,13 +150,14 @@ class SharingRefresher:
 REFRESHER: Final = web.AppKey("sharing_refresher", SharingRefresher)
 
 
-def build_scheduler(refresher: SharingRefresher, settings: Settings) -> AsyncIOScheduler:
+def build_scheduler(refresher: SharingRefresher, settings: Settings, leadership: Leadership | None = None
+                    ) -> AsyncIOScheduler:
     """An (unstarted) scheduler running the nightly refresh half an hour after the customer recompute."""
     tz = zoneinfo.ZoneInfo(settings.timezone)
     hour, minute = (int(part) for part in settings.recompute_at.split(":"))
     at = dt.datetime(2000, 1, 1, hour, minute) + NIGHTLY_DELAY
     scheduler = AsyncIOScheduler(timezone=tz)
-    scheduler.add_job(refresher.run, CronTrigger(hour=at.hour, minute=at.minute, timezone=tz),
+    scheduler.add_job(when_leading(leadership, refresher.run, "nightly sharing refresh"), CronTrigger(hour=at.hour, minute=at.minute, timezone=tz),
                       kwargs={"trigger": "nightly"}, id=JOB_ID, coalesce=True, max_instances=1,
                       misfire_grace_time=MISFIRE_GRACE)
     return scheduler
@@ -167,7 +169,7 @@ async def sharing_refresh_ctx(app: web.Application) -> AsyncIterator[None]:
     refresher = SharingRefresher(app[keys.SESSIONMAKER], settings, clock=app[keys.CLOCK])
     app[REFRESHER] = refresher
     app[keys.ORDER_LISTENERS].append(refresher.orders_changed)
-    scheduler = build_scheduler(refresher, settings)
+    scheduler = build_scheduler(refresher, settings, app.get(keys.LEADERSHIP))
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)
