@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchserve import free_port, wait_up  # noqa: E402
+
 from wecom.crypto import CallbackCrypto  # noqa: E402
 from wecom.simulator.callbacks import CallbackSender  # noqa: E402
 
@@ -32,10 +33,6 @@ TOKEN = "BenchToken"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the two servers (run in child processes) --------------------------------------------------
@@ -96,19 +93,6 @@ def build_requests(n: int) -> list[tuple[dict[str, str], bytes]]:
     return out
 
 
-async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(200):
-            if proc.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                async with s.get(url) as resp:
-                    await resp.read()
-                    return
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
 
 async def load(url: str, requests: list[tuple[dict[str, str], bytes]], concurrency: int) -> tuple[float, list[float], int]:
     """Post every request with ``concurrency`` senders; returns (seconds, latencies, failures)."""
@@ -139,11 +123,12 @@ def _pct(values: list[float], p: float) -> float:
 
 
 async def run_one(kind: str, args: argparse.Namespace, requests: list[tuple[dict[str, str], bytes]]) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, __file__, f"--serve-{kind}", str(port), "--db", args.db]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     try:
-        await _wait_up(f"http://127.0.0.1:{port}/healthz" if kind == "service" else f"http://127.0.0.1:{port}/", proc)
+        await wait_up(f"http://127.0.0.1:{port}/healthz" if kind == "service" else f"http://127.0.0.1:{port}/", proc,
+                      any_answer=True)
         url = f"http://127.0.0.1:{port}/wecom/callback"
         await load(url, requests[:200], args.concurrency)  # warm-up (these are stored too)
         seconds, lat, failures = await load(url, requests[200:], args.concurrency)

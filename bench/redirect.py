@@ -39,7 +39,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,14 +46,14 @@ import time
 from pathlib import Path
 from typing import Final
 
-import aiohttp
 from aiohttp import web
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-# bench/ holds a sidebar.py: keep bench/ off the path so `import sidebar` is the package.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+# bench/ holds a sidebar.py: keep bench/ behind the project so `import sidebar` is the package.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 
+from benchserve import free_port, wait_up  # noqa: E402
 from sqlalchemy import bindparam, delete, func, insert, select, update  # noqa: E402
 
 from models import ContentItem, LinkClick, ShareChannel, ShareLink, Staff, utcnow  # noqa: E402
@@ -73,10 +72,6 @@ TARGET_RATIO: Final = 0.60
 TARGET_P99_MS: Final = 20.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the data ---------------------------------------------------------------------------------------
@@ -166,21 +161,6 @@ def serve_service(port: int, database_url: str) -> None:
     )
     web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
 
-
-async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                async with s.get(url) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 # -- the load generator -----------------------------------------------------------------------------
@@ -316,7 +296,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 def start_server(kind: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     """``--serve-<kind>`` in a child process; returns it and its base URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, f"--serve-{kind}", str(port), *extra], cwd=ROOT)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -372,8 +352,8 @@ async def main(args: argparse.Namespace) -> bool:
         service_proc, service_url = start_server("service", ["--db", args.db])
         spy: subprocess.Popen[bytes] | None = None
         try:
-            await _wait_up(bare_url + "/healthz", bare_proc)
-            await _wait_up(service_url + "/healthz", service_proc)
+            await wait_up(bare_url + "/healthz", bare_proc)
+            await wait_up(service_url + "/healthz", service_proc)
             seen: dict[str, set[str]] = {"bare": set(), "service": set()}
             await load(bare_url, warmup, args.concurrency, locations, seen["bare"])
             sent += (await load(service_url, warmup, args.concurrency, locations, seen["service"]))[3]

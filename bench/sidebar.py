@@ -41,7 +41,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,6 +60,7 @@ ROOT = BENCH.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 
 import datagen
+from benchserve import free_port, wait_up
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -315,33 +315,12 @@ def serve_bare(port: int, bodies: Path) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def _free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-async def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Poll ``url`` until it answers 200 (start-up opens the database and checks the schema)."""
-    async with aiohttp.ClientSession() as s:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                async with s.get(url) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def start_server(kind: str, extra: list[str], secret: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``--serve-<kind>`` in a child process logging to bench/.data/sidebar-<kind>.log; returns it and its URL."""
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, __file__, f"--serve-{kind}", str(port), *extra]
     DATA.mkdir(parents=True, exist_ok=True)
     with open(server_log(kind), "wb") as log:
@@ -567,7 +546,7 @@ async def measure_service(url: str, guides: list[Guide], args: argparse.Namespac
     proc, base = start_server("service", ["--db", url], secret)
     spy = None
     try:
-        await _wait_up(f"{base}/healthz", proc)
+        await wait_up(f"{base}/healthz", proc)
         warm = await run_load(base, guides, args.warmup // 2, seed=1, limit=args.time_limit, capture=True)
         spy = start_py_spy(proc.pid, Path(args.py_spy)) if args.py_spy else None
         measured = await run_load(base, guides, args.requests // 2, seed=2, limit=args.time_limit, capture=True,
@@ -593,7 +572,7 @@ async def measure_bare(bodies: dict[str, bytes], guides: list[Guide], args: argp
             (Path(tmp) / f"{name}.json").write_bytes(body)
         proc, base = start_server("bare", ["--bodies", tmp], secret)
         try:
-            await _wait_up(f"{base}/healthz", proc)
+            await wait_up(f"{base}/healthz", proc)
             await run_load(base, guides, args.warmup // 2, seed=1, limit=args.time_limit)
             return await run_load(base, guides, args.requests // 2, seed=2, limit=args.time_limit,
                                   think=args.think / 1000)

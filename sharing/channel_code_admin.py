@@ -27,6 +27,7 @@ from sharing.channel_codes import (
     ChannelCodeError,
     ChannelCodes,
     CodeStats,
+    CodeView,
     code_json,
     code_stats,
     load_code,
@@ -106,16 +107,23 @@ async def create_code(request: web.Request) -> web.Response:
     return json_response(await _service(request).create(await _body(request)), 201)
 
 
+async def _code_with_stats(request: web.Request
+                           ) -> tuple[CodeView, CodeStats, tuple[str, dt.datetime, dt.datetime]]:
+    """The code in the URL, its counts for ?period=, and that period."""
+    app = request.config_dict
+    period = _period(request)
+    async with app[keys.SESSIONMAKER]() as session:
+        view = await load_code(session, _id(request))
+        stats = await code_stats(session, [view.code.id], now=app[keys.CLOCK](), start=period[1], end=period[2])
+    return view, stats.get(view.code.id, CodeStats()), period
+
+
 @routes.get(r"/api/channel-codes/{id:\d+}")
 @_domain_errors
 async def get_code(request: web.Request) -> web.Response:
     """One code with its members, on-duty guides and total counts."""
-    app = request.config_dict
-    period, start, end = _period(request)
-    async with app[keys.SESSIONMAKER]() as session:
-        view = await load_code(session, _id(request))
-        stats = await code_stats(session, [view.code.id], now=app[keys.CLOCK](), start=start, end=end)
-    return json_response(code_json(view, stats.get(view.code.id, CodeStats())))
+    view, stats, _ = await _code_with_stats(request)
+    return json_response(code_json(view, stats))
 
 
 @routes.put(r"/api/channel-codes/{id:\d+}")
@@ -136,13 +144,9 @@ async def disable_code(request: web.Request) -> web.Response:
 @_domain_errors
 async def code_stats_api(request: web.Request) -> web.Response:
     """Adds (period and total), still friends after 7 days, orders and GMV after the add."""
-    app = request.config_dict
-    period, start, end = _period(request)
-    async with app[keys.SESSIONMAKER]() as session:
-        view = await load_code(session, _id(request))
-        stats = await code_stats(session, [view.code.id], now=app[keys.CLOCK](), start=start, end=end)
+    view, stats, (period, start, end) = await _code_with_stats(request)
     return json_response({"id": view.code.id, "name": view.code.name, **_period_json(period, start, end),
-                          **stats.get(view.code.id, CodeStats()).as_json()})
+                          **stats.as_json()})
 
 
 def _disposition(name: str, fallback: str) -> str:
