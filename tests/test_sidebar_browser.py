@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -89,17 +90,26 @@ async def demo(tmp_path: Path) -> AsyncIterator[tuple[Demo, str, str]]:
 @pytest.fixture
 async def page(demo: tuple[Demo, str, str]) -> AsyncIterator[Any]:
     """A phone-sized Chromium page that reaches only the demo server."""
+    async with phone_page(demo[1]) as page:
+        yield page
+
+
+@contextlib.asynccontextmanager
+async def phone_page(base: str, *, clipboard: bool = False) -> AsyncIterator[Any]:
+    """A phone-sized Chromium page that reaches only ``base`` (no network in tests), page errors collected."""
     async_playwright = _require_browser()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = await browser.new_context(viewport={"width": PHONE[0], "height": PHONE[1]}, device_scale_factor=2,
                                             is_mobile=True, has_touch=True, locale="zh-CN")
         context.set_default_timeout(TIMEOUT_MS)
+        if clipboard:
+            await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
 
         async def offline(route: Any) -> None:
-            if route.request.url.startswith(demo[1]):
+            if route.request.url.startswith(base):
                 await route.continue_()
-            else:  # avatars on wx.qlogo.cn and anything else outside: no network in tests
+            else:  # avatars on wx.qlogo.cn, covers elsewhere: nothing outside is reached
                 await route.abort()
 
         await context.route("**/*", offline)

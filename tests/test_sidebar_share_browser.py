@@ -6,7 +6,6 @@ database (SQLite, or PostgreSQL with DATABASE_URL), with share content and a com
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -40,16 +39,12 @@ from sharing.commission import month_of
 from sharing.links import create_content
 from tests.brand import Brand, _as
 from tests.test_sidebar_browser import (
+    phone_page,
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     GUIDE,
-    NO_HTML_SINKS,
-    TIMEOUT_MS,
     _free_port,
     _ready,
     _reload_context,
-    _require_browser,
     _sign_in,
 )
 from wecom.simulator import demo_data
@@ -131,28 +126,8 @@ async def shop(database_url: str, maker: async_sessionmaker[AsyncSession], tmp_p
 @pytest.fixture
 async def phone(shop: Shop) -> AsyncIterator[Any]:
     """A 375×740 Chromium page that reaches only the demo server, with clipboard access."""
-    async_playwright = _require_browser()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": PHONE[0], "height": PHONE[1]}, device_scale_factor=2,
-                                            is_mobile=True, has_touch=True, locale="zh-CN")
-        context.set_default_timeout(TIMEOUT_MS)
-        await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=shop.base)
-
-        async def offline(route: Any) -> None:
-            if route.request.url.startswith(shop.base):
-                await route.continue_()
-            else:  # covers on img.example.com and anything else outside: no network in tests
-                await route.abort()
-
-        await context.route("**/*", offline)
-        await context.add_init_script(NO_HTML_SINKS)
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.errors = errors
+    async with phone_page(shop.base, clipboard=True) as page:
         yield page
-        await browser.close()
 
 
 async def _sent(page: Any) -> list[dict[str, Any]]:
