@@ -12,11 +12,10 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import sync
 from bot.context import BotContext
-from models import CustomerNote, IdentityKind, Staff
+from models import CustomerNote, Staff
 from sidebar.errors import AccessDenied, InvalidRequest, NotFound
-from sidebar.permissions import Viewer, audit, check_customer_access, load_viewer
+from sidebar.permissions import Viewer, audit, customer_in_scope, load_viewer
 
 NOTE_MAX: Final = 1000
 NOTES_SHOWN: Final = 30
@@ -45,19 +44,11 @@ async def list_notes(session: AsyncSession, customer_id: int, viewer: Viewer) ->
             for note, userid, name in rows]
 
 
-async def _customer_in_scope(session: AsyncSession, viewer: Viewer, external_userid: str) -> int:
-    customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
-    if customer is None:
-        raise NotFound("该客户尚未同步，请先打开客户资料。")
-    await check_customer_access(session, viewer, customer.id)
-    return customer.id
-
-
 async def add_note(ctx: BotContext, userid: str, external_userid: str, text: str) -> dict[str, Any]:
     """Store a note by the viewer on a customer they may see; returns the notes as now shown."""
     async with ctx.maker.begin() as session:
         viewer = await load_viewer(session, userid)
-        customer_id = await _customer_in_scope(session, viewer, external_userid)
+        customer_id = await customer_in_scope(session, viewer, external_userid)
         note = CustomerNote(customer_id=customer_id, staff_id=viewer.staff_id, body=text, created_at=ctx.clock())
         session.add(note)
         await session.flush()
@@ -71,7 +62,7 @@ async def delete_note(ctx: BotContext, userid: str, external_userid: str, note_i
     """Withdraw the viewer's own note (kept, marked deleted); returns the notes as now shown."""
     async with ctx.maker.begin() as session:
         viewer = await load_viewer(session, userid)
-        customer_id = await _customer_in_scope(session, viewer, external_userid)
+        customer_id = await customer_in_scope(session, viewer, external_userid)
         note = await session.get(CustomerNote, note_id)
         if note is None or note.customer_id != customer_id or note.deleted_at is not None:
             raise NotFound("备注不存在或已删除。")

@@ -9,9 +9,20 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import sync
 from customers.profile import may_see_phone
-from models import AuditEntry, CustomerGroup, FollowRelation, FollowStatus, GroupMember, Staff, StaffRole, Store
-from sidebar.errors import AccessDenied
+from models import (
+    AuditEntry,
+    CustomerGroup,
+    FollowRelation,
+    FollowStatus,
+    GroupMember,
+    IdentityKind,
+    Staff,
+    StaffRole,
+    Store,
+)
+from sidebar.errors import AccessDenied, NotFound
 
 #: Relations that make a customer "followed": half-added ones count, the guide is already talking to them.
 LIVE_FOLLOW: Final = (FollowStatus.ACTIVE, FollowStatus.HALF)
@@ -124,6 +135,15 @@ async def check_group_access(session: AsyncSession, viewer: Viewer, group: Custo
         .where(Staff.userid == group.owner_userid, staff_in_scope(viewer)))
     if owner is None:
         raise _denied(viewer, _GROUP_DENIED)
+
+
+async def customer_in_scope(session: AsyncSession, viewer: Viewer, external_userid: str) -> int:
+    """The (synced) customer behind ``external_userid`` if the viewer may see them: NotFound, else AccessDenied."""
+    customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
+    if customer is None:
+        raise NotFound("该客户尚未同步，请先打开客户资料。")
+    await check_customer_access(session, viewer, customer.id)
+    return customer.id
 
 
 def audit(actor: str, action: str, subject_type: str, subject_id: str, at: dt.datetime, **detail: Any) -> AuditEntry:

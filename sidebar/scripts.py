@@ -28,14 +28,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import sync
 from customers.identity import surviving
 from customers.profile import yuan
 from customers.rules import Between, Bought, Compare, In, Rule, RuleError, parse, validate_rule, walk
 from customers.rulesql import counted, customer_probe, probe_params, purchase_time
 from models import (
     CustomerGroup,
-    IdentityKind,
     MediaAsset,
     Membership,
     Order,
@@ -47,7 +45,7 @@ from models import (
 )
 from models.base import within_days
 from sidebar.errors import Conflict, InvalidRequest, NotFound
-from sidebar.permissions import Viewer, audit, check_customer_access, check_group_access, load_viewer
+from sidebar.permissions import Viewer, audit, check_group_access, customer_in_scope, load_viewer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -557,11 +555,7 @@ async def scripts_for_contact(session: AsyncSession, userid: str, external_useri
     customer_id = None
     if external_userid is not None:
         _check_target_id(external_userid, "客户")
-        customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
-        if customer is None:
-            raise NotFound("该客户尚未同步，请先打开客户资料。")
-        customer_id = customer.id
-        await check_customer_access(session, viewer, customer_id)
+        customer_id = await customer_in_scope(session, viewer, external_userid)
     values = await variable_values(session, viewer, customer_id)
     suggestions = await suggest_scripts(session, customer_id, values, now=now, q=q, category=category)
     return {"scripts": [s.as_json() for s in suggestions], "categories": await list_categories(session),
@@ -590,11 +584,7 @@ async def record_send(session: AsyncSession, userid: str, script_id: int, target
     customer_id = None
     if kind == "external_userid":
         _check_target_id(value, "客户")
-        customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, value)
-        if customer is None:
-            raise NotFound("该客户尚未同步，请先打开客户资料。")
-        customer_id = customer.id
-        await check_customer_access(session, viewer, customer_id)
+        customer_id = await customer_in_scope(session, viewer, value)
     else:
         _check_target_id(value, "客户群")
         group = await session.scalar(select(CustomerGroup).where(CustomerGroup.chat_id == value))

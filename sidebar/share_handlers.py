@@ -7,8 +7,7 @@ from typing import Any, cast
 from aiohttp import web
 from sqlalchemy import select
 
-from bot import sync
-from models import ContentItem, IdentityKind, Staff
+from models import ContentItem, Staff
 from scrm import keys
 from sharing import links
 from sharing.add_me import AddMeUnavailable, add_me_poster
@@ -21,7 +20,7 @@ from sharing.performance import PERIODS, Period, Row, performance, period_bounds
 from sidebar.context import bot_context
 from sidebar.errors import InvalidRequest, NotFound, SidebarDisabled, UpstreamError
 from sidebar.handlers import USERID, json_body, json_response
-from sidebar.permissions import check_customer_access, load_viewer
+from sidebar.permissions import customer_in_scope, load_viewer
 
 routes = web.RouteTableDef()
 
@@ -66,11 +65,8 @@ async def my_link(request: web.Request) -> web.Response:
         if recipient is not None:
             if not isinstance(recipient, str) or not recipient or len(recipient) > 64:
                 raise InvalidRequest("external_userid 须为当前单聊客户的 external_userid。")
-            customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, recipient)
-            if customer is None:
-                raise NotFound("该客户尚未同步，请先打开客户资料。")
-            await check_customer_access(session, viewer, customer.id)
-            data["url"] += f"?{RECIPIENT_PARAM}={recipient_token(settings.share_key, customer.id)}"
+            customer_id = await customer_in_scope(session, viewer, recipient)
+            data["url"] += f"?{RECIPIENT_PARAM}={recipient_token(settings.share_key, customer_id)}"
     return json_response(data)
 
 

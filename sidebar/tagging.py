@@ -14,11 +14,10 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import sync
 from bot.context import BotContext
-from models import CustomerTag, IdentityKind, Tag, TagGroup, TagRule, TagSource
-from sidebar.errors import AccessDenied, Conflict, InvalidRequest, NotFound, UpstreamError
-from sidebar.permissions import Viewer, audit, check_customer_access, followers_in_scope, load_viewer
+from models import CustomerTag, Tag, TagGroup, TagRule, TagSource
+from sidebar.errors import AccessDenied, Conflict, InvalidRequest, UpstreamError
+from sidebar.permissions import Viewer, audit, customer_in_scope, followers_in_scope, load_viewer
 from wecom.errors import WeComError
 
 _LOGGER = logging.getLogger(__name__)
@@ -107,11 +106,7 @@ async def change_tags(ctx: BotContext, userid: str, external_userid: str, change
     """Add/remove tags on a customer the viewer may see: WeCom first, then our records."""
     async with ctx.maker() as session:
         viewer = await load_viewer(session, userid)
-        customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
-        if customer is None:
-            raise NotFound("该客户尚未同步，请先打开客户资料。")
-        customer_id = customer.id
-        await check_customer_access(session, viewer, customer_id)
+        customer_id = await customer_in_scope(session, viewer, external_userid)
         add = await _resolve(session, change.add)
         remove = await _resolve(session, change.remove)
         via = await _marking_member(session, viewer, customer_id, external_userid)
