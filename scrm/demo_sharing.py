@@ -201,9 +201,9 @@ async def cover(request: web.Request) -> web.Response:
     image = Image.new("RGB", (600, 400), colour)
     draw = ImageDraw.Draw(image)
     try:
-        font = load_font(find_cjk_font(), 44)
-        draw.text((40, 150), category, font=font, fill="white")
-        draw.text((40, 220), title[:12], font=load_font(find_cjk_font(), 30), fill="white")
+        path = find_cjk_font()
+        draw.text((40, 150), category, font=load_font(path, 44), fill="white")
+        draw.text((40, 220), title[:12], font=load_font(path, 30), fill="white")
     except FontNotFound:  # a plain colour block is still a cover
         pass
     out = io.BytesIO()
