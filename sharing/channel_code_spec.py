@@ -6,7 +6,6 @@ admin sent (``members[1].schedule[0]``, ``welcome.attachments[3].asset_id`` ...)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -14,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from media.attachments import InvalidAttachment, parse_attachments
 from models import ChannelKind, DutyRole, MediaAsset, Staff, Store, Tag, TagGroup, TagRule
 from sharing.channel_code_duty import DutyMember, InvalidSlot, Slot, parse_clock
 
@@ -21,11 +21,7 @@ MAX_NAME_CHARS: Final = 64
 MAX_MEMBERS: Final = 100  # a contact way takes at most 100 users (PROTOCOL.md §4.6)
 MAX_SLOTS: Final = 50
 MAX_TAGS: Final = 50
-MAX_ATTACHMENTS: Final = 9  # send_welcome_msg (PROTOCOL.md §4.7)
 WELCOME_TEXT_BYTES: Final = 4000
-LINK_LIMITS: Final = {"title": 128, "desc": 512, "url": 2048, "picurl": 2048}  # bytes, §4.7-§4.8
-MINIPROGRAM_TITLE_BYTES: Final = 64
-_URL: Final = re.compile(r"^https?://[^\s]+$")
 
 
 class ChannelCodeError(Exception):
@@ -183,32 +179,6 @@ def _parse_tags(raw: Any) -> tuple[int | str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-def _parse_attachment(item: Any, where: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise ChannelCodeError(f"{where} 须为对象，type 为 image、link 或 miniprogram", where)
-    kind = item.get("type")
-    if kind == "image":
-        return {"type": "image", "asset_id": _int(item.get("asset_id"), f"{where}.asset_id")}
-    if kind == "link":
-        fields = {key: _str(item, key, f"{where}.{key}", required=key in ("title", "url")) for key in LINK_LIMITS}
-        for key, limit in LINK_LIMITS.items():
-            _bytes_at_most(fields[key], limit, f"{where}.{key}")
-        for key in ("url", "picurl"):
-            if fields[key] and not _URL.match(fields[key]):
-                raise ChannelCodeError(f"{where}.{key} 须为 http:// 或 https:// 开头的网址", f"{where}.{key}")
-        return {"type": "link", **fields}
-    if kind == "miniprogram":
-        title = _str(item, "title", f"{where}.title", required=True)
-        appid = _str(item, "appid", f"{where}.appid", required=True)
-        _bytes_at_most(title, MINIPROGRAM_TITLE_BYTES, f"{where}.title")
-        if not appid.startswith("wx"):
-            raise ChannelCodeError(f"{where}.appid 须为小程序的 AppID（wx 开头）", f"{where}.appid")
-        return {"type": "miniprogram", "title": title, "appid": appid,
-                "page": _str(item, "page", f"{where}.page", required=True),
-                "pic_asset_id": _int(item.get("pic_asset_id"), f"{where}.pic_asset_id")}
-    raise ChannelCodeError(f"{where}.type 须为 image（图片）、link（链接）或 miniprogram（小程序）", f"{where}.type")
-
-
 def _parse_welcome(raw: Any, base: CodeSpec | None) -> tuple[str, tuple[dict[str, Any], ...]]:
     text = base.welcome_text if base else ""
     attachments = base.attachments if base else ()
@@ -220,13 +190,10 @@ def _parse_welcome(raw: Any, base: CodeSpec | None) -> tuple[str, tuple[dict[str
         text = _str(raw, "text", "welcome.text")
         _bytes_at_most(text, WELCOME_TEXT_BYTES, "welcome.text")
     if "attachments" in raw:
-        items = raw["attachments"] if raw["attachments"] is not None else []
-        if not isinstance(items, list):
-            raise ChannelCodeError("welcome.attachments 须为列表", "welcome.attachments")
-        if len(items) > MAX_ATTACHMENTS:
-            raise ChannelCodeError(f"welcome.attachments 最多 {MAX_ATTACHMENTS} 个附件（企业微信欢迎语的上限），"
-                                   f"当前 {len(items)} 个", "welcome.attachments")
-        attachments = tuple(_parse_attachment(a, f"welcome.attachments[{i}]") for i, a in enumerate(items))
+        try:
+            attachments = parse_attachments(raw["attachments"], "welcome.attachments", "欢迎语")
+        except InvalidAttachment as exc:
+            raise ChannelCodeError(exc.message, exc.field) from None
     return text, attachments
 
 

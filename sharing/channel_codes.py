@@ -33,7 +33,7 @@ import collections
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +46,7 @@ from sqlalchemy.orm import aliased
 
 from bot import sync
 from bot.context import BotContext
+from media.attachments import asset_ids as attachment_assets, to_wecom
 from media.assets import InvalidMedia, MediaUnavailable, asset_for_url, media_id_for
 from models import (
     AuditEntry,
@@ -235,11 +236,6 @@ def _members_rows(code_id: int, spec: CodeSpec, resolved: Resolved) -> list[Chan
             for i, m in enumerate(spec.members)]
 
 
-def _asset_ids(attachments: Iterable[Mapping[str, Any]]) -> list[int]:
-    ids = [a.get("asset_id") if a.get("type") == "image" else a.get("pic_asset_id") for a in attachments]
-    return list(dict.fromkeys(int(i) for i in ids if i))
-
-
 # -- the service ----------------------------------------------------------------------------------
 
 
@@ -299,7 +295,7 @@ class ChannelCodes:
             except Exception:
                 await self._undo_create(code_id, result.config_id)
                 raise
-        await self.refresh_media(_asset_ids(spec.attachments), code_id=code_id)
+        await self.refresh_media(attachment_assets(spec.attachments), code_id=code_id)
         async with maker() as session:
             return code_json(await load_code(session, code_id))
 
@@ -357,7 +353,7 @@ class ChannelCodes:
                                    wecom=sorted(changes), on_duty=list(duty)))
         if body.get("enabled") is False:
             return await self.disable(code_id, actor=actor)
-        await self.refresh_media(_asset_ids(spec.attachments), code_id=code_id)
+        await self.refresh_media(attachment_assets(spec.attachments), code_id=code_id)
         async with maker() as session:
             return code_json(await load_code(session, code_id))
 
@@ -424,7 +420,7 @@ class ChannelCodes:
             async with self.ctx.maker() as session:
                 rows = (await session.scalars(select(ChannelCode.attachments).where(
                     ChannelCode.enabled.is_(True)))).all()
-            asset_ids = _asset_ids(a for attachments in rows for a in attachments)
+            asset_ids = attachment_assets(a for attachments in rows for a in attachments)
         problems: list[str] = []
         for asset_id in asset_ids:
             try:
@@ -534,27 +530,9 @@ async def _media_id(ctx: BotContext, asset_id: int) -> str | Exception:
 async def welcome_attachments(ctx: BotContext, code: AddingCode) -> tuple[list[dict[str, Any]], list[str]]:
     """send_welcome_msg attachments of the code, and what had to be left out (an image without a media id)."""
     # Side by side: each upload that is needed after all (a stale id) eats into the 20 seconds.
-    asset_ids = _asset_ids(code.attachments)
-    media = dict(zip(asset_ids, await asyncio.gather(*(_media_id(ctx, i) for i in asset_ids)), strict=True))
-    out: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for i, item in enumerate(code.attachments):
-        if item["type"] == "link":
-            link = {k: item[k] for k in ("title", "url", "picurl", "desc") if item.get(k)}
-            out.append({"msgtype": "link", "link": link})
-            continue
-        key = "asset_id" if item["type"] == "image" else "pic_asset_id"
-        media_id = media.get(int(item[key]))
-        if not isinstance(media_id, str) or not media_id:
-            reason = f"{type(media_id).__name__}: {media_id}" if isinstance(media_id, Exception) else "无"
-            problems.append(f"附件 {i + 1}（{item['type']}，素材 {item[key]}）未能取得企业微信 media_id：{reason}")
-            continue
-        if item["type"] == "image":
-            out.append({"msgtype": "image", "image": {"media_id": media_id}})
-        else:
-            out.append({"msgtype": "miniprogram", "miniprogram": {
-                "title": item["title"], "pic_media_id": media_id, "appid": item["appid"], "page": item["page"]}})
-    return out, problems
+    wanted = attachment_assets(code.attachments)
+    media = dict(zip(wanted, await asyncio.gather(*(_media_id(ctx, i) for i in wanted)), strict=True))
+    return to_wecom(code.attachments, media)
 
 
 async def relation_status(session: AsyncSession, staff_id: int, customer_id: int) -> FollowStatus | None:
