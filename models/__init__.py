@@ -17,6 +17,9 @@ from models.note import CustomerNote
 from models.order import Order, OrderItem, OrderStatus
 from models.org import Region, Staff, StaffRole, Store
 from models.poster import PosterTemplate
+from models.push import (
+    DeliveryStatus, Outcome, Push, PushDelivery, PushRecipient, PushRun, PushStatus, RunStatus, apscheduler_jobs,
+)
 from models.profile import CustomerStats, LifecycleStage, Membership
 from models.script import ScriptCategory, ScriptSend, TalkScript
 from models.segment import Segment, TagRule
@@ -25,6 +28,8 @@ from models.tag import CustomerTag, Tag, TagGroup, TagSource
 
 __all__ = [
     "Lease",
+    "DeliveryStatus", "Outcome", "Push", "PushDelivery", "PushRecipient", "PushRun", "PushStatus", "RunStatus",
+    "apscheduler_jobs",
     "ChannelCode", "ChannelCodeAdd", "ChannelCodeMember", "ChannelKind", "DutyRole",
     "CommissionPlan", "CommissionStatement", "CommissionStatementLine",
     "CustomerMerge", "CustomerNote", "MediaAsset", "CustomerStats", "LifecycleStage", "Membership", "Order", "OrderItem", "OrderStatus",

@@ -18,6 +18,9 @@ from bot.worker import InboxWorker
 from customers import webhook as order_webhook
 from customers.scheduler import recompute_scheduler_ctx
 from models import utcnow
+from pushes import handlers as push_handlers
+from pushes import page as push_page
+from pushes.runner import push_runner_ctx
 from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
@@ -115,11 +118,13 @@ def create_app(
     app[keys.ROUTER] = build_router()
     app[keys.POSTER_CACHE] = PosterCache()
     app[keys.ORDER_LISTENERS] = []
+    app[push_handlers.PUSH_CHANGED] = []
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(click_writer_ctx)  # after the database: its clicks are flushed before disposal
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(visitor_alerts_ctx)  # after the gateway and the click writer it hooks into
     app.cleanup_ctx.append(_worker_ctx(run_worker))
+    app.cleanup_ctx.append(push_runner_ctx)  # after the gateway; before the scheduler that drives it
     app.cleanup_ctx.append(leadership_ctx)  # before every scheduler: their jobs run only where it leads
     app.cleanup_ctx.append(recompute_scheduler_ctx)
     app.cleanup_ctx.append(channel_code_scheduler_ctx)  # after the database and the gateway
@@ -131,6 +136,8 @@ def create_app(
     admin = create_admin_app()
     admin.add_routes(poster_admin.routes)
     admin.add_routes(channel_code_admin.routes)
+    admin.add_routes(push_handlers.routes)
+    admin.add_routes(push_page.routes)
     app.add_subapp("/admin", admin)
     app.add_subapp("/sidebar", create_sidebar_app())
     app.router.add_static("/static", STATIC)

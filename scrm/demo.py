@@ -20,6 +20,8 @@ from models import Region, Staff, StaffRole, Store, utcnow
 from scrm import keys
 from scrm.app import create_app
 from scrm.demo_orders import demo_orders
+from pushes.runner import PUSH_RUNNER
+from scrm.demo_pushes import seed_pushes
 from scrm.demo_sharing import SHOP_PREFIX, seed_channel_code, seed_sharing, shop_app
 from scrm.progress import ProgressBar
 from scrm.settings import Settings
@@ -159,6 +161,8 @@ async def seed_demo(demo: Demo, *, marketplace_buyers: int = 2500) -> str:
     if refreshed is not None:
         print(f"分享归因 / attributed orders: {refreshed.attributed}; 提成 / commission: {', '.join(refreshed.months)}",
               flush=True)
+    print(await seed_pushes(app[keys.SESSIONMAKER], app[PUSH_RUNNER], demo.state, now=utcnow(),
+                            timezone=settings.timezone), flush=True)
     return (f"演示数据已就绪 / demo data ready: {report.members} guides, {report.customers} WeCom customers, "
             f"{report.groups} groups, {report.tags} tags, {len(guides)} contact-way QR codes, "
             f"{ingested.created} orders from 5 channels ({ingested.customers_created} more buyers, "

@@ -78,6 +78,17 @@ class Settings:
     oa_secret: str = ""
     oa_api_base: str = "https://api.weixin.qq.com/"
     oa_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    # Group pushes (pushes/): how many of our pushes one customer may receive per natural day, week or
+    # month in the brand's time zone (SCRM_PUSH_QUOTA, e.g. 1/day, 7/week, 4/month; the brand sets it
+    # to match 群发助手 → 群发规则, so over-quota customers are skipped and counted instead of silently
+    # dropped by WeCom).
+    push_quota: str = "1/day"
+    # Guides must confirm a push's task within this many hours; later it counts as not confirmed.
+    push_confirm_hours: int = 24
+    # A scheduled run missed while the service was down still runs on start if it is at most this late.
+    push_grace_minutes: int = 60
+    # How often results of running pushes are polled (seconds).
+    push_poll_seconds: int = 300
 
     @property
     def oa_configured(self) -> bool:
@@ -238,6 +249,12 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         problems.append("SCRM_OA_APPID and SCRM_OA_SECRET go together (the official account's AppID and AppSecret)")
     elif oa_appid and not oa_appid.startswith("wx"):
         problems.append(f"SCRM_OA_APPID {oa_appid!r} is not an official account AppID (they start with wx)")
+    push_quota = env.get("SCRM_PUSH_QUOTA", "").strip() or Settings.push_quota
+    if not re.fullmatch(r"[1-9]\d{0,2}/(day|week|month)", push_quota):
+        problems.append(f"SCRM_PUSH_QUOTA must be N/day, N/week or N/month (e.g. 1/day), got {push_quota!r}")
+    push_confirm_hours = integer("SCRM_PUSH_CONFIRM_HOURS", 24, 1, 24 * 30)
+    push_grace_minutes = integer("SCRM_PUSH_GRACE_MINUTES", 60, 1, 7 * 24 * 60)
+    push_poll_seconds = integer("SCRM_PUSH_POLL_SECONDS", 300, 5, 24 * 3600)
     poster_font = env.get("SCRM_POSTER_FONT", "").strip()
     if poster_font and not os.path.isfile(poster_font):
         problems.append(f"SCRM_POSTER_FONT {poster_font!r} is not a file (a .ttf/.otf/.ttc font with Chinese glyphs)")
@@ -284,4 +301,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         oa_secret=oa_secret,
         oa_api_base=env.get("SCRM_OA_API_BASE", "").strip() or Settings.oa_api_base,
         oa_authorize_url=env.get("SCRM_OA_AUTHORIZE_URL", "").strip() or Settings.oa_authorize_url,
+        push_quota=push_quota,
+        push_confirm_hours=push_confirm_hours,
+        push_grace_minutes=push_grace_minutes,
+        push_poll_seconds=push_poll_seconds,
     )

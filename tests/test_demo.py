@@ -94,6 +94,14 @@ async def test_demo_rules_and_segments_have_members(demo: Any) -> None:
         async with http.post(f"{demo.settings.public_base_url}/admin/api/segments/count",
                              json={"expression": "stage = 'active'"}, headers=auth) as r:
             assert r.status == 200 and (await r.json())["count"] > 0
+        # The demo pushes: a weekly plan with its next runs, and one sent push with some customers reached.
+        async with http.get(f"{demo.settings.public_base_url}/admin/api/pushes", headers=auth) as r:
+            pushes = {p["name"]: p for p in (await r.json())["pushes"]}
+        weekly = pushes["周三唤醒：沉默客户第二杯半价"]
+        assert weekly["status"] == "active" and weekly["schedule_text"] == "每周三 10:00" and weekly["upcoming"]
+        async with http.get(f"{demo.settings.public_base_url}/admin/api/push-runs", headers=auth) as r:
+            (run,) = (await r.json())["runs"]
+        assert run["status"] == "polling" and run["outcomes"].get("sent", 0) > 0 and run["outcomes"].get("pending", 0) > 0
 
 
 async def test_demo_sharing_from_link_to_commission(demo: Any) -> None:

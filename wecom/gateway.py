@@ -588,6 +588,15 @@ class WeComGateway:
         result = await self._post("externalcontact/add_msg_template", body)
         return MassMessageResult(msgid=_str(result.get("msgid")), fail_list=_strs(result.get("fail_list")))
 
+    async def list_group_msgs(
+        self, chat_type: str, start_time: int, end_time: int, *, filter_type: int = 0, cursor: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
+        """One page of mass messages created in [start_time, end_time] (corp-created by default; PROTOCOL.md §4.9)."""
+        body = {"chat_type": chat_type, "start_time": start_time, "end_time": end_time, "filter_type": filter_type,
+                "limit": 100, "cursor": cursor}
+        result = await self._post("externalcontact/get_groupmsg_list_v2", body)
+        return list(result.get("group_msg_list") or ()), _str(result.get("next_cursor"))
+
     async def get_groupmsg_task(self, msgid: str, cursor: str = "") -> tuple[list[dict[str, Any]], str]:
         """One page of per-member tasks of a mass message (PROTOCOL.md §4.9)."""
         result = await self._post("externalcontact/get_groupmsg_task", {"msgid": msgid, "limit": 1000, "cursor": cursor})

@@ -1,0 +1,1 @@
+"""Scheduled group pushes (群发): plan, schedule, deliver through every guide, and report."""
