@@ -197,8 +197,16 @@ def latest_due(schedule: Schedule, tz: zoneinfo.ZoneInfo, now: dt.datetime, grac
     if schedule.kind == "once":
         assert schedule.at is not None
         return schedule.at if now - grace <= schedule.at <= now else None
-    due = [t for t in next_runs(schedule, tz, now - grace - dt.timedelta(microseconds=1), 10_000) if t <= now]
-    return due[-1] if due else None
+    trigger = trigger_for(schedule, tz)
+    latest: dt.datetime | None = None
+    previous: dt.datetime | None = None
+    moment = now - grace
+    while True:  # walk the occurrences inside the grace window only
+        fire = trigger.get_next_fire_time(previous, moment)
+        if fire is None or fire.astimezone(dt.timezone.utc) > now:
+            return latest
+        latest = previous = fire.astimezone(dt.timezone.utc)
+        moment = latest + dt.timedelta(seconds=1)
 
 
 def describe(schedule: Schedule, tz: zoneinfo.ZoneInfo) -> str:
