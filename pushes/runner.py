@@ -107,7 +107,7 @@ class PushRunner:
         if run_id is None:
             _LOGGER.info("push %s occurrence %s already has a run", push_id, scheduled_for.isoformat())
             return None
-        if push.schedule.get("kind") == "once" and trigger == "schedule":
+        if push.schedule.get("kind") == "once":  # sent (at its time, or now instead of then): done
             async with self.maker.begin() as session:
                 await session.execute(update(Push).where(Push.id == push_id, Push.status == PushStatus.ACTIVE)
                                       .values(status=PushStatus.FINISHED, next_run_at=None, updated_at=now))

@@ -370,3 +370,19 @@ async def test_an_admin_cancels_one_upcoming_run_and_it_never_starts(
     bad = await client.post(f"/admin/api/pushes/{push['id']}/cancel-run",
                             json={"scheduled_for": (at + dt.timedelta(hours=1)).isoformat()}, headers=ADMIN)
     assert bad.status == 400 and "不是这个群发的计划时间" in (await bad.json())["error"]
+
+
+async def test_sending_a_once_push_now_sends_it_instead_of_at_its_time(
+        app: web.Application, client: TestClient, brand: Brand, sim_state: SimulatorState, maker: Any,
+        clock: Any) -> None:
+    push = await _create(client, {
+        "name": "提前发", "audience": {"kind": "customers", "customer_ids": await _all_customers(maker)},
+        "content": {"text": "提前通知"}, "schedule": _once(clock, 24 * 60)})
+    response = await client.post(f"/admin/api/pushes/{push['id']}/run", headers=ADMIN)
+    run = await response.json()
+    assert response.status == 202 and run["trigger"] == "manual"
+    await _runner(app).wait(run["id"])
+    after = await (await client.get(f"/admin/api/pushes/{push['id']}", headers=ADMIN)).json()
+    assert after["status"] == "finished" and after["upcoming"] == [] and len(sim_state.mass_messages) == 4
+    again = await client.post(f"/admin/api/pushes/{push['id']}/run", headers=ADMIN)
+    assert again.status == 409 and "结束" in (await again.json())["error"]
