@@ -68,6 +68,7 @@ def demo_settings(port: int, host: str, data_dir: Path) -> Settings:
         admin_token=secrets.token_urlsafe(16),
         session_secret=secrets.token_hex(32),
         demo=True,
+        push_poll_seconds=15,  # a task confirmed in the simulator shows as sent within seconds
     )
 
 
