@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import (
-    AuditEntry, DeliveryStatus, Outcome, Push, PushDelivery, PushRecipient, PushRun, PushStatus, RunStatus, Staff,
+    AuditEntry, DeliveryStatus, Outcome, Push, PushDelivery, PushRecipient, PushRun, PushStatus, RunStatus, Segment,
+    Staff, Store, Tag,
 )
 from pushes.claims import claim_run
 from pushes.errors import PushConflict, PushError, PushNotFound
@@ -27,13 +29,42 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def push_json(push: Push, *, now: dt.datetime, cancelled: set[dt.datetime] | None = None) -> dict[str, Any]:
-    """What the admin API answers for a push (with its next few runs)."""
+async def audience_names(session: AsyncSession, pushes: Sequence[Push]) -> dict[str, dict[str, str]]:
+    """Names of the segments, tags and stores the pushes' audiences name by id (for people to read)."""
+    wanted: dict[str, set[int]] = {"segments": set(), "tags": set(), "stores": set()}
+    for push in pushes:
+        audience = push.audience
+        if audience.get("segment_id"):
+            wanted["segments"].add(int(audience["segment_id"]))
+        wanted["tags"].update(int(t) for t in audience.get("tag_ids") or ())
+        wanted["stores"].update(int(t) for t in audience.get("store_ids") or ())
+    names: dict[str, dict[str, str]] = {}
+    for key, model in (("segments", Segment), ("tags", Tag), ("stores", Store)):
+        ids = sorted(wanted[key])
+        rows = (await session.execute(select(model.id, model.name).where(model.id.in_(ids)))).all() if ids else []
+        names[key] = {str(i): n for i, n in rows}
+    return names
+
+
+def _named(push: Push, names: dict[str, dict[str, str]] | None) -> dict[str, Any]:
+    audience = dict(push.audience)
+    if names:
+        audience["names"] = {
+            "segment": names["segments"].get(str(audience.get("segment_id")), ""),
+            "tags": {str(t): names["tags"].get(str(t), "") for t in audience.get("tag_ids") or ()},
+            "stores": {str(t): names["stores"].get(str(t), "") for t in audience.get("store_ids") or ()},
+        }
+    return audience
+
+
+def push_json(push: Push, *, now: dt.datetime, cancelled: set[dt.datetime] | None = None,
+              names: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """What the admin API answers for a push (with its next few runs; audience ids named when ``names``)."""
     tz = zoneinfo.ZoneInfo(push.timezone)
     schedule = load_schedule(push.schedule)
     upcoming = next_runs(schedule, tz, now, UPCOMING + len(cancelled or ())) if push.status == PushStatus.ACTIVE else []
     return {
-        "id": push.id, "name": push.name, "chat_type": push.chat_type, "audience": push.audience,
+        "id": push.id, "name": push.name, "chat_type": push.chat_type, "audience": _named(push, names),
         "content": push.content, "schedule": push.schedule, "schedule_text": describe(schedule, tz),
         "timezone": push.timezone, "cap": push.cap, "status": push.status.value, "version": push.version,
         "next_run_at": _iso(push.next_run_at),
@@ -148,7 +179,8 @@ async def list_pushes(maker: async_sessionmaker[AsyncSession], *, now: dt.dateti
         by_push: dict[int, set[dt.datetime]] = {}
         for push_id, at in cancelled:
             by_push.setdefault(push_id, set()).add(at)
-    return [push_json(p, now=now, cancelled=by_push.get(p.id)) for p in pushes]
+        names = await audience_names(session, pushes)
+    return [push_json(p, now=now, cancelled=by_push.get(p.id), names=names) for p in pushes]
 
 
 async def get_push(maker: async_sessionmaker[AsyncSession], push_id: int, *, now: dt.datetime) -> dict[str, Any]:
@@ -160,7 +192,8 @@ async def get_push(maker: async_sessionmaker[AsyncSession], push_id: int, *, now
         runs = (await session.scalars(select(PushRun).where(PushRun.push_id == push_id)
                                       .order_by(PushRun.scheduled_for.desc()).limit(RUNS_PAGE))).all()
         sent = await _outcomes_by_run(session, [r.id for r in runs])
-    data = push_json(push, now=now, cancelled=cancelled)
+        names = await audience_names(session, [push])
+    data = push_json(push, now=now, cancelled=cancelled, names=names)
     data["runs"] = [run_json(r, push.name, sent.get(r.id, {})) for r in runs]
     return data
 

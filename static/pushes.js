@@ -122,13 +122,15 @@
 
   function audienceText(audience) {
     const a = audience || {};
-    if (a.kind === 'tags') return `标签 ${(a.tag_ids || []).map((t) => '#' + t).join('、')}（${a.match === 'all' ? '全部' : '任一'}）`;
-    if (a.kind === 'segment') return `人群 #${a.segment_id}`;
+    const names = a.names || {};
+    const named = (ids, map) => (ids || []).map((t) => ((map || {})[String(t)] ? `「${map[String(t)]}」` : '#' + t)).join('、');
+    if (a.kind === 'tags') return `标签 ${named(a.tag_ids, names.tags)}（${a.match === 'all' ? '全部' : '任一'}）`;
+    if (a.kind === 'segment') return names.segment ? `人群「${names.segment}」` : `人群 #${a.segment_id}`;
     if (a.kind === 'customers') return `指定客户 ${num((a.customer_ids || []).length)} 位`;
     if (a.kind === 'groups') {
       const bits = [];
       if ((a.owners || []).length) bits.push(`群主 ${a.owners.join('、')}`);
-      if ((a.store_ids || []).length) bits.push(`门店 ${a.store_ids.map((s) => '#' + s).join('、')}`);
+      if ((a.store_ids || []).length) bits.push(`门店 ${named(a.store_ids, names.stores)}`);
       if (a.name_contains) bits.push(`群名含「${a.name_contains}」`);
       return `客户群：${bits.join('；')}`;
     }

@@ -86,6 +86,7 @@ async def test_a_once_push_reaches_every_guides_customers_and_reports_what_reach
         "name": "周三第二杯半价", "audience": {"kind": "tags", "tag_ids": [tag_id]},
         "content": {"text": "我是{guide_name}，{store_name}本周三第二杯半价！"}, "schedule": _once(clock)})
     assert push["status"] == "active" and push["schedule_text"].endswith("一次")
+    assert push["audience"]["names"]["tags"] == {str(tag_id): "活跃"}  # ids named for people to read
     run_id = await _fire(app, clock, push)
 
     # One WeCom task per guide with a live relation; 刘半 (half) and 吴走 (lost) have none: no guide.
