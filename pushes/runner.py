@@ -364,15 +364,18 @@ class PushRunner:
                 msgid = str(message.get("msgid") or "")
                 if not msgid or msgid in known or str((message.get("text") or {}).get("content") or "") != text:
                     continue
-                if await self._task_matches(msgid, delivery.sender_userid, wanted):
+                if await self._task_matches(msgid, delivery.sender_userid, wanted, group=chat_type == "group"):
                     return msgid
             if not cursor:
                 return None
 
-    async def _task_matches(self, msgid: str, sender: str, wanted: set[str]) -> bool:
+    async def _task_matches(self, msgid: str, sender: str, wanted: set[str], *, group: bool) -> bool:
+        """Whether message ``msgid`` holds this sender's task for these recipients."""
         backoff = BACKOFF_FIRST
         while True:
             try:
+                if (await self._task_status(msgid, sender)) is None:
+                    return False  # no task of this sender in that message
                 rows, _ = await self.gateway.get_groupmsg_send_result(msgid, sender)
                 break
             except WeComError as exc:
@@ -381,8 +384,9 @@ class PushRunner:
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
         got = {str(r.get("external_userid") or r.get("chat_id") or "") for r in rows}
-        # Group messages list no unsent rows: a group task of this sender that lists nothing yet still matches.
-        return bool(got & wanted) or (not got and bool(wanted) and next(iter(wanted)).startswith("wr"))
+        # Group results list no unsent rows: an unconfirmed group task of this sender lists nothing yet, and a
+        # group push has one task per owner, so the sender's task with our text is ours.
+        return bool(got & wanted) or (group and not got)
 
     async def _remind(self, run_id: int, push_name: str) -> None:
         """Tell each guide with a created task to confirm it in WeCom (message/send); failures are only logged."""
@@ -446,7 +450,7 @@ class PushRunner:
     async def _poll_delivery(self, delivery: PushDelivery, overdue: bool) -> None:
         assert delivery.msgid is not None
         try:
-            status, send_time = await self._task_status(delivery.msgid, delivery.sender_userid)
+            status, send_time = await self._task_status(delivery.msgid, delivery.sender_userid) or (0, 0)
             results = await self._send_results(delivery.msgid, delivery.sender_userid) if status else {}
         except WeComError as exc:
             if exc.errcode == _DISPATCHING:
@@ -475,7 +479,8 @@ class PushRunner:
                     .values(outcome=Outcome.UNCONFIRMED))
             await session.execute(update(PushDelivery).where(PushDelivery.id == delivery.id).values(**values))
 
-    async def _task_status(self, msgid: str, sender: str) -> tuple[int, int]:
+    async def _task_status(self, msgid: str, sender: str) -> tuple[int, int] | None:
+        """(status, send_time) of the sender's task in the message; None if the sender has none there."""
         cursor = ""
         while True:
             tasks, cursor = await self.gateway.get_groupmsg_task(msgid, cursor)
@@ -483,7 +488,7 @@ class PushRunner:
                 if task.get("userid") == sender:
                     return int(task.get("status") or 0), int(task.get("send_time") or 0)
             if not cursor:
-                return 0, 0
+                return None
 
     async def _send_results(self, msgid: str, sender: str) -> dict[str, int]:
         results: dict[str, int] = {}

@@ -387,3 +387,34 @@ async def test_sending_a_once_push_now_sends_it_instead_of_at_its_time(
     assert after["status"] == "finished" and after["upcoming"] == [] and len(sim_state.mass_messages) == 4
     again = await client.post(f"/admin/api/pushes/{push['id']}/run", headers=ADMIN)
     assert again.status == 409 and "结束" in (await again.json())["error"]
+
+
+async def test_a_group_push_interrupted_after_a_call_resumes_without_a_second_task(
+        app: web.Application, client: TestClient, brand: Brand, sim_state: SimulatorState, maker: Any,
+        clock: Any) -> None:
+    chats = [sim_state.add_group_chat("zhangsan", [brand.wangfang], name="老客群"),
+             sim_state.add_group_chat("lisi", [brand.lilei], name="新客群")]
+    async with maker.begin() as session:
+        session.add_all([CustomerGroup(chat_id=c, name=n, owner_userid=o) for c, n, o in
+                         zip(chats, ["老客群", "新客群"], ["zhangsan", "lisi"], strict=True)])
+    push = await _create(client, {"name": "群里见", "audience": {"kind": "groups", "owners": ["zhangsan", "lisi"]},
+                                  "content": {"text": "今晚直播"}, "schedule": _once(clock)})
+
+    def crash(delivery_id: int) -> None:
+        raise SimulatedCrash(delivery_id)
+
+    at = dt.datetime.fromisoformat(push["upcoming"][0]["at"])
+    clock.now = at
+    with pytest.raises(SimulatedCrash):
+        await PushRunner(maker, app[keys.GATEWAY], app[keys.SETTINGS], clock=clock, after_call=crash).fire(push["id"], at)
+    assert len(sim_state.mass_messages) == 1  # the first owner's task exists, unconfirmed: it lists no results yet
+    clock.advance(STALE_AFTER.total_seconds() + 1)
+    survivor = PushRunner(maker, app[keys.GATEWAY], app[keys.SETTINGS], clock=clock)
+    await survivor.resume()
+    async with maker() as session:
+        run_id = await session.scalar(select(PushRun.id))
+    await survivor.wait(run_id)
+    assert sorted(u for m in sim_state.mass_messages.values() for u in m.tasks) == ["lisi", "zhangsan"]
+    async with maker() as session:
+        msgids = sorted((await session.scalars(select(PushDelivery.msgid))).all())
+    assert msgids == sorted(sim_state.mass_messages)
