@@ -129,6 +129,7 @@ def create_app(
     app[push_handlers.PUSH_CHANGED] = []
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(click_writer_ctx)  # after the database: its clicks are flushed before disposal
+    app.cleanup_ctx.append(share_redirect.link_preload_ctx)
     app.cleanup_ctx.append(_gateway_ctx(settings))
     app.cleanup_ctx.append(visitor_alerts_ctx)  # after the gateway and the click writer it hooks into
     app.cleanup_ctx.append(_worker_ctx(run_worker))

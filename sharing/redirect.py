@@ -3,7 +3,9 @@
 The shop gets the share code as ``scrm_share=<code>`` in the target's query, to carry into the order
 for attribution. Codes resolve through an in-process ``LinkCache`` (misses read in batches, one query
 each; TTL 30 s, so a link or item an admin disables in another process stops redirecting within the
-TTL; unknown codes are cached too, for 5 s). The click (time, link, visitor cookie, user-agent class) goes to the
+TTL; unknown codes are cached too, for 5 s). A link clicked in the second half of its TTL is re-read
+in the background (the click is served from memory), so links in use never expire into a miss; and a
+starting process loads the newest links at once, so a deploy does not turn every click into a miss. The click (time, link, visitor cookie, user-agent class) goes to the
 ``ClickWriter`` buffer: the request never waits for the database except on a cache miss.
 
 Unknown, malformed or disabled codes get a small Chinese page asking the visitor to get a new link
@@ -19,7 +21,7 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from models import ContentItem, ShareLink
 from scrm import keys
 from scrm.settings import Settings
+from scrm.tasks import cancel_and_wait
 from sharing.codes import looks_like_code
 from sharing.links import SHORT_PATH
 from sharing.oa_identify import OA_COOKIE, OA_SUFFIX, authorize_url, customer_by_unionid, unionid_for
@@ -49,6 +52,7 @@ ERROR_TTL: Final = 5.0  # seconds a stale entry is served again while the databa
 CACHE_SIZE: Final = 100_000  # codes kept at most (oldest inserted evicted first)
 LOAD_BATCH: Final = 500  # codes read with one query at most
 MAX_READERS: Final = 2  # batch reads in flight at once (well under the engine's pool size)
+PRELOAD: Final = 20_000  # newest links read into the cache when the process starts
 
 # The visitor cookie in a Cookie header, if well-formed: what secrets.token_urlsafe(12) mints (16
 # characters), with a little slack for ids minted elsewhere. One search instead of parsing every cookie.
@@ -116,6 +120,8 @@ _LINKS: Final = select(ShareLink.code, ShareLink.id, ContentItem.target_url, Sha
 # There "= ANY(array)" is one prepared statement whatever the batch size (IN (...) is one per size).
 _LINKS_BY_CODE_ARRAY: Final = _LINKS.where(ShareLink.code == any_(bindparam("codes", type_=postgresql.ARRAY(String))))
 _LINKS_BY_CODES: Final = _LINKS.where(ShareLink.code.in_(bindparam("codes", expanding=True)))
+_NEWEST_LINKS: Final = _LINKS.where(ShareLink.enabled.is_(True), ContentItem.enabled.is_(True)).order_by(
+    ShareLink.id.desc()).limit(bindparam("limit"))
 
 
 async def load_links(maker: async_sessionmaker[AsyncSession], codes: Sequence[str]) -> dict[str, CachedLink]:
@@ -174,6 +180,7 @@ class LinkCache:
         self.hits = 0
         self.misses = 0
         self.reads = 0
+        self.refreshes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -185,9 +192,13 @@ class LinkCache:
     async def lookup(self, code: str, maker: async_sessionmaker[AsyncSession]) -> CachedLink | None:
         """The link for ``code``: from memory while fresh, else from the database (raises if it fails)."""
         entry = self._entries.get(code)
-        if entry is not None and entry[0] > self._clock():
-            self.hits += 1
-            return entry[1]
+        if entry is not None:
+            left = entry[0] - self._clock()
+            if left > 0:
+                self.hits += 1
+                if left < self.ttl / 2 and entry[1] is not None and code not in self._pending:
+                    self._refresh(code, maker)  # in use: re-read before it expires, nobody waits for it
+                return entry[1]
         self.misses += 1
         future: asyncio.Future[CachedLink | None] = asyncio.get_running_loop().create_future()
         waiters = self._pending.get(code)
@@ -196,12 +207,31 @@ class LinkCache:
         else:
             self._pending[code] = [future]
             self._queue.append(code)
-            if not self._starting and self._readers < self.max_readers:
-                # A task of its own, so a cancelled request does not cancel the read.
-                self._starting = True
-                self._readers += 1
-                asyncio.create_task(self._read(maker), name="link-cache-reader")
+            self._start_reader(maker)
         return await future
+
+    def _refresh(self, code: str, maker: async_sessionmaker[AsyncSession]) -> None:
+        self.refreshes += 1
+        self._pending[code] = []
+        self._queue.append(code)
+        self._start_reader(maker)
+
+    def _start_reader(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        if not self._starting and self._readers < self.max_readers:
+            # A task of its own, so a cancelled request does not cancel the read.
+            self._starting = True
+            self._readers += 1
+            asyncio.create_task(self._read(maker), name="link-cache-reader")
+
+    async def preload(self, maker: async_sessionmaker[AsyncSession], limit: int = PRELOAD) -> int:
+        """Read the newest ``limit`` live links into the cache (a starting process); how many."""
+        async with maker() as session:
+            rows = (await (await session.connection()).execute(_NEWEST_LINKS, {"limit": limit})).all()
+        for code, link_id, target_url, link_enabled, item_enabled in rows:
+            if str(code) not in self._entries:
+                self._store(str(code), _cached_link(str(code), link_id, target_url, link_enabled, item_enabled),
+                            self.ttl)
+        return len(rows)
 
     async def _read(self, maker: async_sessionmaker[AsyncSession]) -> None:
         codes: list[str] = []
@@ -235,8 +265,9 @@ class LinkCache:
         for code in codes:
             entry = self._entries.get(code)
             if entry is not None and entry[1] is not None:
-                # The database is failing, but this code was valid moments ago: keep redirecting.
-                self._store(code, entry[1], ERROR_TTL)
+                # The database is failing, but this code was valid moments ago: keep redirecting (a failed
+                # refresh-ahead keeps what its entry had left).
+                self._store(code, entry[1], max(ERROR_TTL, entry[0] - self._clock()))
                 self._answer(code, entry[1])
                 stale_served += 1
             else:
@@ -272,6 +303,21 @@ def link_cache(app: web.Application) -> LinkCache:
     if cache is None:
         cache = _CACHES[app] = LinkCache()
     return cache
+
+
+async def link_preload_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx (after the database): the newest links are read into the cache while the process starts."""
+    async def preload() -> None:
+        try:
+            count = await link_cache(app).preload(app[keys.SESSIONMAKER])
+        except Exception:  # only a warm-up: clicks read their links on demand anyway
+            _LOGGER.exception("preloading share links failed")
+        else:
+            _LOGGER.info("share links preloaded: %d", count)
+
+    task = asyncio.create_task(preload(), name="link-preload")
+    yield
+    await cancel_and_wait(task)
 
 
 def set_link_cache(app: web.Application, cache: LinkCache) -> None:

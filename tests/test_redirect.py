@@ -28,6 +28,7 @@ from sharing.redirect import (
     VISITOR_COOKIE,
     CachedLink,
     LinkCache,
+    link_cache,
     set_link_cache,
     ua_class,
     with_share_code,
@@ -515,3 +516,44 @@ def test_recipient_tokens_name_one_customer_and_cannot_be_forged() -> None:
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     assert customer_of("k" * 32, tampered) is None
     assert customer_of("k" * 32, "") is None and customer_of("k" * 32, "!!!") is None
+
+
+async def test_a_link_in_use_is_re_read_in_the_background_and_never_expires_into_a_miss() -> None:
+    mono = Monotonic()
+    reads: list[list[str]] = []
+    target = "https://x.example.com/"
+
+    async def load(_maker: Any, codes: Sequence[str]) -> dict[str, CachedLink]:
+        reads.append(list(codes))
+        return {c: CachedLink(1, target, live, target + "?scrm_share=" + c) for c in codes}
+
+    live = True
+    cache = LinkCache(ttl=30, clock=mono, load=load)
+    maker: Any = None
+    await cache.lookup("Aaaaaaa", maker)
+    mono.t += 10
+    await cache.lookup("Aaaaaaa", maker)  # fresh: no read
+    assert len(reads) == 1
+    live = False  # disabled meanwhile, in another process
+    mono.t += 10  # 20 s old: served from memory at once, and re-read behind the click
+    assert (await cache.lookup("Aaaaaaa", maker)).live
+    await asyncio.sleep(0)
+    assert reads == [["Aaaaaaa"], ["Aaaaaaa"]] and cache.refreshes == 1
+    mono.t += 25  # past the first read's TTL: the refreshed entry answers, and knows of the disable
+    assert not (await cache.lookup("Aaaaaaa", maker)).live and cache.misses == 1
+
+
+async def test_a_starting_service_has_the_newest_links_in_memory(
+    maker: Maker, settings: Settings, clock: FakeClock, aiohttp_client: Any
+) -> None:
+    guide = await add_guide(maker)
+    link = await add_link(maker, settings, clock, guide)
+    app = create_app(settings, clock=clock, run_worker=False)
+    client = await aiohttp_client(app)
+    cache = link_cache(app)
+    for _ in range(100):  # the preload runs in the background as the service starts
+        if len(cache):
+            break
+        await asyncio.sleep(0.01)
+    assert (await follow(client, str(link.code)))[0] == 302
+    assert cache.misses == 0 and cache.hits == 1
