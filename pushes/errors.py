@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from scrm.errors import FieldError
 
 
-class PushError(Exception):
-    """A push request that cannot be honoured; ``message`` is Chinese and names ``field``."""
-
-    status = 400
-
-    def __init__(self, message: str, field: str = "", **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
-
-    def as_json(self) -> dict[str, Any]:
-        """The error body the admin API answers."""
-        return {"error": self.message, "field": self.field, **self.extra}
+class PushError(FieldError):
+    """A push request that cannot be honoured (400 unless a subclass says otherwise)."""
 
 
 class PushNotFound(PushError):

@@ -53,7 +53,7 @@ def _domain_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ChannelCodeError as exc:
-            return json_response({"error": exc.message, "field": exc.field, **exc.extra}, exc.status)
+            return json_response(exc.as_json(), exc.status)
 
     return wrapper
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.attachments import InvalidAttachment, parse_attachments
 from models import ChannelKind, DutyRole, MediaAsset, Staff, Store, Tag, TagGroup, TagRule
+from scrm.errors import FieldError
 from sharing.channel_code_duty import DutyMember, InvalidSlot, Slot, parse_clock
 
 MAX_NAME_CHARS: Final = 64
@@ -24,16 +25,8 @@ MAX_TAGS: Final = 50
 WELCOME_TEXT_BYTES: Final = 4000
 
 
-class ChannelCodeError(Exception):
+class ChannelCodeError(FieldError):
     """A request about a channel code that cannot be honoured; ``message`` is Chinese and names ``field``."""
-
-    status = 400
-
-    def __init__(self, message: str, field: str = "", **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
 
 
 class ChannelCodeNotFound(ChannelCodeError):

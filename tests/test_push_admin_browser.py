@@ -25,7 +25,7 @@ from models import Customer
 from pushes.runner import PUSH_RUNNER
 from tests.brand import Brand
 from tests.test_pushes import _tag
-from tests.test_sidebar_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, NO_HTML_SINKS, TIMEOUT_MS, _require_browser
+from tests.test_sidebar_browser import ARTIFACTS, browser_page
 from wecom.errors import WeComError
 from wecom.gateway import MassMessageResult
 from wecom.simulator.state import SimulatorState
@@ -58,33 +58,9 @@ class HeldGateway:
         return await self._gateway.add_msg_template(body)
 
 
-@contextlib.asynccontextmanager
-async def laptop_page(base: str, timezone: str) -> AsyncIterator[Any]:
-    """A 1280×800 Chromium page in the brand's zone that reaches only ``base``; dialogs accepted, errors kept."""
-    async_playwright = _require_browser()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": LAPTOP[0], "height": LAPTOP[1]}, locale="zh-CN",
-                                            timezone_id=timezone)
-        context.set_default_timeout(TIMEOUT_MS)
-
-        async def offline(route: Any) -> None:
-            if route.request.url.startswith(base):
-                await route.continue_()
-            else:
-                await route.abort()
-
-        await context.route("**/*", offline)
-        await context.add_init_script(NO_HTML_SINKS)
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("dialog", lambda dialog: dialog.accept())  # 立即发送 / 取消本次 ask first
-        page.errors = errors
-        try:
-            yield page
-        finally:
-            await browser.close()
+def laptop_page(base: str, timezone: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A laptop-sized Chromium page in the brand's time zone that reaches only ``base``."""
+    return browser_page(base, viewport=LAPTOP, phone=False, timezone=timezone)
 
 
 @pytest.fixture

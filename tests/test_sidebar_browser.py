@@ -95,13 +95,21 @@ async def page(demo: tuple[Demo, str, str]) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def phone_page(base: str, *, clipboard: bool = False) -> AsyncIterator[Any]:
-    """A phone-sized Chromium page that reaches only ``base`` (no network in tests), page errors collected."""
+async def browser_page(base: str, *, viewport: tuple[int, int] = PHONE, phone: bool = True, clipboard: bool = False,
+                       timezone: str | None = None) -> AsyncIterator[Any]:
+    """A Chromium page (phone-sized unless told) that reaches only ``base`` (no network in tests).
+
+    Page errors are collected in ``page.errors``; confirm() dialogs are accepted.
+    """
     async_playwright = _require_browser()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": PHONE[0], "height": PHONE[1]}, device_scale_factor=2,
-                                            is_mobile=True, has_touch=True, locale="zh-CN")
+        options: dict[str, Any] = {"viewport": {"width": viewport[0], "height": viewport[1]}, "locale": "zh-CN"}
+        if phone:
+            options |= {"device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+        if timezone:
+            options["timezone_id"] = timezone
+        context = await browser.new_context(**options)
         context.set_default_timeout(TIMEOUT_MS)
         if clipboard:
             await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
@@ -117,9 +125,17 @@ async def phone_page(base: str, *, clipboard: bool = False) -> AsyncIterator[Any
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda dialog: dialog.accept())
         page.errors = errors
-        yield page
-        await browser.close()
+        try:
+            yield page
+        finally:
+            await browser.close()
+
+
+def phone_page(base: str, *, clipboard: bool = False) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A phone-sized Chromium page that reaches only ``base``."""
+    return browser_page(base, clipboard=clipboard)
 
 
 async def _sign_in(page: Any, base: str, path: str = "/sidebar/") -> None:
