@@ -3,7 +3,9 @@
 A script is text with ``{variables}``, an optional card (image, link or mini-program) and an optional
 condition in the rule language (customers/rules.py). For one customer, every enabled script's
 condition is evaluated in one UNION query (``matching_ids`` narrowed to that customer), never by
-looping over customers in Python. Ranking (``score``, higher first):
+looping over customers in Python; the enabled scripts themselves are kept per process
+(sidebar/script_library.py), so every service here that changes a script or category calls
+``library_changed``. Ranking (``score``, higher first):
 
 * matched conditional scripts: ``2_000_000 + priority * 100 + specificity`` (atoms in the condition);
 * unconditional scripts: ``1_000_000 + priority * 100``;
@@ -21,18 +23,19 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import surviving
 from customers.profile import yuan
-from customers.rules import Between, Bought, Compare, In, Rule, RuleError, parse, validate_rule, walk
+from customers.rules import Between, Bought, Compare, In, Rule, RuleError, validate_rule, walk
 from customers.rulesql import counted, customer_probe, probe_params, purchase_time
 from models import (
+    Customer,
     CustomerGroup,
     MediaAsset,
     Membership,
@@ -46,6 +49,14 @@ from models import (
 from models.base import within_days
 from sidebar.errors import Conflict, InvalidRequest, NotFound
 from sidebar.permissions import Viewer, audit, check_group_access, customer_in_scope, load_viewer
+from sidebar.script_library import (
+    SCRIPT_COLUMNS,
+    LibraryScript,
+    library_changed,
+    library_scripts,
+    load_categories,
+    script_library,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -265,11 +276,7 @@ async def _known_asset(session: AsyncSession, card: dict[str, Any] | None) -> di
 
 async def list_categories(session: AsyncSession) -> list[dict[str, Any]]:
     """Every category with how many enabled scripts it holds, in display order."""
-    count = (select(func.count()).where(TalkScript.category_id == ScriptCategory.id, TalkScript.enabled.is_(True))
-             .correlate(ScriptCategory).scalar_subquery())
-    rows = (await session.execute(
-        select(ScriptCategory, count).order_by(ScriptCategory.order.desc(), ScriptCategory.id))).all()
-    return [{"id": c.id, "name": c.name, "order": c.order, "scripts": n} for c, n in rows]
+    return await load_categories(session)
 
 
 async def ensure_category(session: AsyncSession, name: str) -> ScriptCategory:
@@ -279,6 +286,7 @@ async def ensure_category(session: AsyncSession, name: str) -> ScriptCategory:
         category = ScriptCategory(name=name, order=0)
         session.add(category)
         await session.flush()
+        library_changed(session)
     return category
 
 
@@ -292,6 +300,7 @@ async def save_category(session: AsyncSession, name: Any, order: Any = None, *,
         category = await session.get(ScriptCategory, category_id)
         if category is None:
             raise NotFound(f"话术分类 {category_id} 不存在。")
+    library_changed(session)
     clean = None if name is None and category else _text(name, "name", "分类名称", limit=CATEGORY_MAX)
     if clean is not None:
         taken = await session.scalar(select(ScriptCategory.id).where(ScriptCategory.name == clean))
@@ -317,6 +326,7 @@ async def delete_category(session: AsyncSession, category_id: int) -> None:
     used = await session.scalar(select(func.count()).where(TalkScript.category_id == category_id))
     if used:
         raise Conflict(f"分类「{category.name}」下还有 {used} 条话术，请先移走或删除这些话术。")
+    library_changed(session)
     await session.delete(category)
 
 
@@ -339,6 +349,7 @@ def _draft_dict(script: TalkScript, category: str) -> dict[str, Any]:
 async def store_draft(session: AsyncSession, draft: ScriptDraft, now: dt.datetime,
                       script: TalkScript | None = None) -> TalkScript:
     category = await ensure_category(session, draft.category)
+    library_changed(session)
     if script is None:
         script = TalkScript(created_at=now)
         session.add(script)
@@ -383,6 +394,7 @@ async def update_script(session: AsyncSession, script_id: int, changes: Mapping[
 async def delete_script(session: AsyncSession, script_id: int) -> None:
     """Delete a script (its send records go with it)."""
     script, _ = await _script_and_category(session, script_id)
+    library_changed(session)
     await session.delete(script)
 
 
@@ -415,12 +427,6 @@ async def list_scripts(session: AsyncSession, *, q: str | None = None,
 def specificity(rule: Rule) -> int:
     """How many atoms (comparisons, purchase tests) a condition has: more is more specific."""
     return sum(1 for node in walk(rule.root) if isinstance(node, (Compare, Between, In, Bought)))
-
-
-@functools.lru_cache(maxsize=512)
-def _parsed(condition: str) -> Rule:
-    """``parse``, remembered: the same few conditions are read on every sidebar open."""
-    return parse(condition)
 
 
 @functools.lru_cache(maxsize=64)
@@ -467,23 +473,37 @@ async def last_product(session: AsyncSession, customer_id: int) -> str:
     return name or ""
 
 
+# Only what the variables need (name, membership, last product), in one statement built once: the
+# whole profile is the profile endpoint's job, and loading it again here cost a third of a sidebar open.
+_LAST_PRODUCT: Final = (
+    select(OrderItem.name).join(Order, Order.id == OrderItem.order_id)
+    .where(Order.customer_id == Customer.id, counted())
+    .order_by(purchase_time().desc(), Order.id.desc(), OrderItem.id).limit(1)
+    .correlate(Customer).scalar_subquery()
+)
+_VARIABLES: Final = (
+    select(Customer.merged_into_id, Customer.name, Membership.customer_id, Membership.points, Membership.tier,
+           Membership.next_tier, Membership.next_tier_gap_cents, _LAST_PRODUCT)
+    .outerjoin(Membership, Membership.customer_id == Customer.id).where(Customer.id == bindparam("cid"))
+)
+
+
 async def variable_values(session: AsyncSession, viewer: Viewer, customer_id: int | None) -> dict[str, str]:
     """The variables' values for this guide and customer; '' where unknown (``fill`` applies fallbacks)."""
     values = {name: "" for name in VARIABLES} | {"guide_name": viewer.name, "store_name": viewer.store_name}
     if customer_id is None:
         return values
-    # Only what the variables need (name, membership, last product): the whole profile is the
-    # profile endpoint's job, and loading it again here cost a third of a sidebar open.
-    customer = await surviving(session, customer_id)
-    membership = await session.get(Membership, customer.id)
-    values |= {"customer_name": customer.name.strip(), "last_product": await last_product(session, customer.id)}
-    if membership is not None:
-        gap = membership.next_tier_gap_cents
+    row = (await session.execute(_VARIABLES, {"cid": customer_id})).one()
+    if row.merged_into_id is not None:
+        row = (await session.execute(_VARIABLES, {"cid": (await surviving(session, customer_id)).id})).one()
+    _, name, member, points, tier, next_tier, gap, product = row
+    values |= {"customer_name": name.strip(), "last_product": product or ""}
+    if member is not None:
         values |= {
-            "points": str(membership.points) if membership.points is not None else "",
-            "tier": membership.tier,
+            "points": str(points) if points is not None else "",
+            "tier": tier,
             "tier_gap": _plain_yuan(yuan(gap) if gap is not None else None),
-            "next_tier": membership.next_tier,
+            "next_tier": next_tier,
         }
     return values
 
@@ -501,37 +521,35 @@ class Suggestion:
     matched: bool
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
+        """JSON-ready (not dataclasses.asdict: it deep-copies every card on the sidebar's hot path)."""
+        return {"id": self.id, "title": self.title, "category": self.category, "text": self.text,
+                "attachment": self.attachment, "score": self.score, "matched": self.matched}
 
 
 async def suggest_scripts(session: AsyncSession, customer_id: int | None, values: Mapping[str, str], *,
                           now: dt.datetime, q: str | None = None, category: str | None = None) -> list[Suggestion]:
     """Enabled scripts for one customer (or none: a group chat), ranked, with variables filled."""
     browsing = bool((q and q.strip()) or (category and category.strip()))
-    rows = (await session.execute(
-        select(TalkScript, ScriptCategory.name).join(ScriptCategory, ScriptCategory.id == TalkScript.category_id)
-        .where(TalkScript.enabled.is_(True), *_filters(q, category)))).all()
-    rules: dict[int, Rule] = {}
-    for script, _ in rows:
-        if script.condition:
-            try:
-                rules[script.id] = _parsed(script.condition)
-            except RuleError as exc:  # saved under an older grammar: it matches nobody until fixed
-                _LOGGER.warning("script %s has an unusable condition: %s", script.id, exc)
-    matched = (await matched_script_ids(session, list(rules.items()), customer_id, now=now)
+    candidates: Sequence[LibraryScript]
+    if browsing:  # rare, and the database's LIKE decides what a search finds: ask it
+        candidates = library_scripts((await session.execute(
+            SCRIPT_COLUMNS.where(TalkScript.enabled.is_(True), *_filters(q, category)))).all())
+    else:
+        candidates = (await script_library(session)).scripts
+    rules = [(script.id, script.rule) for script in candidates if script.rule is not None]
+    matched = (await matched_script_ids(session, rules, customer_id, now=now)
                if customer_id is not None and rules else set())
     found: list[Suggestion] = []
-    for script, category_name in rows:
+    for script in candidates:
         if not script.condition:
             score, hit = _UNCONDITIONAL_BASE + script.priority * 100, False
-        elif script.id in matched:
-            score, hit = _MATCHED_BASE + script.priority * 100 + min(specificity(rules[script.id]), 99), True
+        elif script.rule is not None and script.id in matched:
+            score, hit = _MATCHED_BASE + script.priority * 100 + min(specificity(script.rule), 99), True
         elif browsing:
             score, hit = script.priority * 100, False
         else:
             continue
-        found.append(Suggestion(script.id, script.title, category_name, fill(script.body, values),
+        found.append(Suggestion(script.id, script.title, script.category, fill(script.body, values),
                                 _filled_card(script.attachment, values), score, hit))
     found.sort(key=lambda s: (-s.score, s.id))
     return found[:MAX_SUGGESTIONS]
@@ -558,8 +576,8 @@ async def scripts_for_contact(session: AsyncSession, userid: str, external_useri
         customer_id = await customer_in_scope(session, viewer, external_userid)
     values = await variable_values(session, viewer, customer_id)
     suggestions = await suggest_scripts(session, customer_id, values, now=now, q=q, category=category)
-    return {"scripts": [s.as_json() for s in suggestions], "categories": await list_categories(session),
-            "variables": VARIABLES}
+    categories = [dict(c) for c in (await script_library(session)).categories]
+    return {"scripts": [s.as_json() for s in suggestions], "categories": categories, "variables": VARIABLES}
 
 
 # -- sends and stats ---------------------------------------------------------------------------

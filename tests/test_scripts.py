@@ -23,6 +23,7 @@ from models import (
 )
 from scrm import keys
 from sidebar import scripts as svc
+from sidebar import script_library as library
 from sidebar import scripts_demo as demo
 from tests.brand import Brand, _as
 
@@ -430,3 +431,63 @@ async def test_seed_is_idempotent_and_its_conditions_validate(maker: Any, shop: 
         # With orders of every category present, the full check passes too (the map's asset included).
         for raw in await svc.export_scripts(session):
             await svc.check_draft(session, raw)
+
+
+# -- the per-process library -----------------------------------------------------------------------------
+
+
+async def test_script_edits_show_in_the_next_scripts_response(client: TestClient, shop: Brand, maker: Any,
+                                                              clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = (await _scripts(client, shop.wangfang, "zhangsan", clock))["scripts"][0]
+    assert first["title"] == "奶粉快喝完了吧"
+    resp = await client.put(f"/admin/api/scripts/{first['id']}", json={"title": "奶粉快喝完了", "priority": 1},
+                            headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    found = (await _scripts(client, shop.wangfang, "zhangsan", clock))["scripts"]
+    edited = next(s for s in found if s["id"] == first["id"])
+    assert edited["title"] == "奶粉快喝完了" and edited["score"] < first["score"]
+
+    resp = await client.put(f"/admin/api/scripts/{first['id']}", json={"enabled": False}, headers=ADMIN)
+    assert resp.status == 200
+    data = await _scripts(client, shop.wangfang, "zhangsan", clock)
+    assert first["id"] not in {s["id"] for s in data["scripts"]}
+    counts = {c["name"]: c["scripts"] for c in data["categories"]}
+    assert counts["复购提醒"] == sum(1 for s in await _enabled(maker) if s == "复购提醒")
+    resp = await client.post("/admin/api/scripts/import", headers=ADMIN, data=json.dumps(
+        [{"分类": "节日祝福", "标题": "中秋快乐", "内容": "{customer_name}中秋快乐！", "优先级": 9999}]))
+    assert (await resp.json())["created"] == 1
+    data = await _scripts(client, shop.wangfang, "zhangsan", clock)
+    assert _texts(data)["中秋快乐"] == "王芳中秋快乐！" and "节日祝福" in {c["name"] for c in data["categories"]}
+
+    # Another process's edit (here: plain SQL, no service) shows once this process's copy is old enough.
+    monkeypatch.setattr(library, "RELOAD_SECONDS", 3600.0)
+    async with maker.begin() as session:
+        await session.execute(update(TalkScript).where(TalkScript.title == "中秋快乐").values(title="国庆快乐"))
+    assert "中秋快乐" in _texts(await _scripts(client, shop.wangfang, "zhangsan", clock))
+    monkeypatch.setattr(library, "RELOAD_SECONDS", 0.0)
+    assert "国庆快乐" in _texts(await _scripts(client, shop.wangfang, "zhangsan", clock))
+
+
+async def test_an_edit_rolled_back_is_never_served(client: TestClient, shop: Brand, clock: Any) -> None:
+    async with client.app[keys.SESSIONMAKER]() as session:  # the service's own engine, so its own copy
+        await svc.create_script(session, {"category": "测试", "title": "未提交", "body": "b", "priority": 9999},
+                                now=clock.now)
+        customer_id = await _customer_id(session, shop.wangfang)
+        mine = await svc.suggest_scripts(session, customer_id, {}, now=clock.now)
+        assert "未提交" in {s.title for s in mine}  # the editing session sees its own change
+        assert "未提交" not in _texts(await _scripts(client, shop.wangfang, "zhangsan", clock))
+        await session.rollback()
+    assert "未提交" not in _texts(await _scripts(client, shop.wangfang, "zhangsan", clock))
+
+
+def _texts(data: Any) -> dict[str, str]:
+    """Title -> filled text of a scripts response."""
+    return {s["title"]: s["text"] for s in data["scripts"]}
+
+
+async def _enabled(maker: Any) -> list[str]:
+    """The category name of every enabled script."""
+    async with maker() as session:
+        return list((await session.scalars(
+            select(ScriptCategory.name).join(TalkScript, TalkScript.category_id == ScriptCategory.id)
+            .where(TalkScript.enabled.is_(True)))).all())
