@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from customers.identity import surviving
@@ -148,77 +148,110 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Every statement below is built once, with the customer as a bound parameter: the sidebar reads a
+# profile per chat, and building a statement (and its cache key) costs about as much CPU as running it.
+_CID: Final = bindparam("cid")
+_CORE: Final = (
+    select(Customer.id, Customer.merged_into_id, Customer.name, Customer.avatar, Customer.gender,
+           CustomerStats.customer_id, CustomerStats.stage, CustomerStats.r_score, CustomerStats.f_score,
+           CustomerStats.m_score, CustomerStats.computed_at,
+           Membership.customer_id, Membership.tier, Membership.points, Membership.next_tier,
+           Membership.next_tier_gap_cents,
+           select(CustomerMerge.id).where(CustomerMerge.survivor_id == Customer.id).exists())
+    .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+    .outerjoin(Membership, Membership.customer_id == Customer.id)
+    .where(Customer.id == _CID)
+)
+_IDENTITIES: Final = (
+    select(CustomerIdentity.kind, CustomerIdentity.value).where(CustomerIdentity.customer_id == _CID)
+    .order_by(CustomerIdentity.kind, CustomerIdentity.id)
+)
+_GUIDES: Final = (
+    select(Staff.userid, Staff.name, Store.name, FollowRelation.remark, FollowRelation.status,
+           FollowRelation.state, FollowRelation.added_at)
+    .join(Staff, Staff.id == FollowRelation.staff_id)
+    .outerjoin(Store, Store.id == Staff.store_id).where(FollowRelation.customer_id == _CID)
+    .order_by(FollowRelation.added_at.desc())
+)
+_TAGS: Final = (
+    select(TagGroup.name, Tag.name, CustomerTag.source).join(Tag, Tag.id == CustomerTag.tag_id)
+    .join(TagGroup, TagGroup.id == Tag.group_id).where(CustomerTag.customer_id == _CID, Tag.deleted.is_(False))
+    .order_by(TagGroup.order.desc(), Tag.order.desc(), Tag.name)
+)
+_MERGED_FROM: Final = (
+    select(CustomerMerge.merged_id).where(CustomerMerge.survivor_id == _CID).order_by(CustomerMerge.id)
+)
+_COUNTED: Final = counted()
+_TOTALS: Final = (
+    select(Order.channel,
+           func.sum(case((_COUNTED, 1), else_=0)),
+           func.sum(case((_COUNTED, Order.paid_cents - Order.refunded_cents), else_=0)),
+           func.min(case((_COUNTED, purchase_time()))),
+           func.max(case((_COUNTED, purchase_time()))))
+    .where(Order.customer_id == _CID).group_by(Order.channel)
+)
+_RECENT_IDS: Final = (
+    select(Order.id).where(Order.customer_id == _CID)
+    .order_by(Order.ordered_at.desc(), Order.id.desc()).limit(RECENT_ORDERS)
+)
+_RECENT_ORDERS: Final = (
+    select(Order.id, Order.channel, Order.channel_order_id, Order.status, Order.paid_cents, Order.refunded_cents,
+           Order.ordered_at, Store.name, OrderItem.sku, OrderItem.name, OrderItem.category, OrderItem.quantity,
+           OrderItem.amount_cents)
+    .outerjoin(Store, Store.id == Order.store_id).outerjoin(OrderItem, OrderItem.order_id == Order.id)
+    .where(Order.id.in_(_RECENT_IDS.scalar_subquery()))
+    .order_by(Order.ordered_at.desc(), Order.id.desc(), OrderItem.id)
+)
+
+
 async def _core_row(session: AsyncSession, customer_id: int) -> Any:
-    """(Customer, CustomerStats | None, Membership | None) in one query, or None."""
-    return (await session.execute(
-        select(Customer, CustomerStats, Membership)
-        .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
-        .outerjoin(Membership, Membership.customer_id == Customer.id)
-        .where(Customer.id == customer_id))).first()
+    """The customer's own columns with their stats and membership (NULLs if none) in one query, or None."""
+    return (await session.execute(_CORE, {"cid": customer_id})).first()
 
 
 async def load_profile(session: AsyncSession, customer_id: int, *, show_phone: bool = False) -> Profile:
     """Assemble the profile of ``customer_id`` (or of the record it was merged into).
 
-    Seven queries, each an index probe on the customer: the sidebar opens a profile per chat, and on
-    SQLite every round trip costs a thread hop, so related rows come back joined rather than one by one.
+    Six queries (seven when records were merged into this one), each an index probe on the customer:
+    the sidebar opens a profile per chat, and on SQLite every round trip costs a thread hop, so related
+    rows come back joined rather than one by one.
     """
     row = await _core_row(session, customer_id)
     if row is None:
         raise CustomerNotFound(f"客户 {customer_id} 不存在")
-    if row[0].merged_into_id is not None:
+    if row.merged_into_id is not None:
         row = await _core_row(session, (await surviving(session, customer_id)).id)
-    customer, stats, membership = row
-    cid = customer.id
+    (cid, _, name, avatar, gender, has_stats, stage, r_score, f_score, m_score, computed_at,
+     member, tier, points, next_tier, gap, absorbed_others) = row
+    params = {"cid": cid}
     identities = [
         IdentityView(k.value, v if k is not IdentityKind.PHONE or show_phone else mask_phone(v))
-        for k, v in (await session.execute(
-            select(CustomerIdentity.kind, CustomerIdentity.value).where(CustomerIdentity.customer_id == cid)
-            .order_by(CustomerIdentity.kind, CustomerIdentity.id))).all()
+        for k, v in (await session.execute(_IDENTITIES, params)).all()
     ]
     guides = [
-        GuideView(userid, name, store or "", remark, status.value, state, added_at)
-        for userid, name, store, remark, status, state, added_at in (await session.execute(
-            select(Staff.userid, Staff.name, Store.name, FollowRelation.remark, FollowRelation.status,
-                   FollowRelation.state, FollowRelation.added_at)
-            .join(Staff, Staff.id == FollowRelation.staff_id)
-            .outerjoin(Store, Store.id == Staff.store_id).where(FollowRelation.customer_id == cid)
-            .order_by(FollowRelation.added_at.desc()))).all()
+        GuideView(userid, guide, store or "", remark, status.value, state, added_at)
+        for userid, guide, store, remark, status, state, added_at in (await session.execute(_GUIDES, params)).all()
     ]
     totals, channels = await _totals_and_channels(session, cid)
     orders = await _recent_orders(session, cid)
-    tags = [
-        TagView(g, t, src.value)
-        for g, t, src in (await session.execute(
-            select(TagGroup.name, Tag.name, CustomerTag.source).join(Tag, Tag.id == CustomerTag.tag_id)
-            .join(TagGroup, TagGroup.id == Tag.group_id).where(CustomerTag.customer_id == cid, Tag.deleted.is_(False))
-            .order_by(TagGroup.order.desc(), Tag.order.desc(), Tag.name))).all()
-    ]
-    profile = Profile(cid, customer.name, customer.avatar, customer.gender, identities, guides, totals, orders,
-                      channels, tags)
-    if stats is not None:
-        profile.stage = stats.stage.value
-        profile.rfm = {"r": stats.r_score, "f": stats.f_score, "m": stats.m_score}
-        profile.stats_computed_at = stats.computed_at
-    if membership is not None:
-        profile.tier, profile.points, profile.next_tier = membership.tier, membership.points, membership.next_tier
-        if membership.next_tier_gap_cents is not None:
-            profile.next_tier_gap = yuan(membership.next_tier_gap_cents)
-    profile.merged_from = [m for (m,) in (await session.execute(
-        select(CustomerMerge.merged_id).where(CustomerMerge.survivor_id == cid).order_by(CustomerMerge.id))).all()]
+    tags = [TagView(g, t, src.value) for g, t, src in (await session.execute(_TAGS, params)).all()]
+    profile = Profile(cid, name, avatar, gender, identities, guides, totals, orders, channels, tags)
+    if has_stats is not None:
+        profile.stage = stage.value
+        profile.rfm = {"r": r_score, "f": f_score, "m": m_score}
+        profile.stats_computed_at = computed_at
+    if member is not None:
+        profile.tier, profile.points, profile.next_tier = tier, points, next_tier
+        if gap is not None:
+            profile.next_tier_gap = yuan(gap)
+    if absorbed_others:  # most customers never had a record merged into theirs: no query for them
+        profile.merged_from = list((await session.scalars(_MERGED_FROM, params)).all())
     return profile
 
 
 async def _totals_and_channels(session: AsyncSession, cid: int) -> tuple[Totals, list[str]]:
     """Spend, order count and purchase span over counted orders, and every channel ordered on: one query."""
-    is_counted = counted()
-    rows = (await session.execute(
-        select(Order.channel,
-               func.sum(case((is_counted, 1), else_=0)),
-               func.sum(case((is_counted, Order.paid_cents - Order.refunded_cents), else_=0)),
-               func.min(case((is_counted, purchase_time()))),
-               func.max(case((is_counted, purchase_time()))))
-        .where(Order.customer_id == cid).group_by(Order.channel))).all()
+    rows = (await session.execute(_TOTALS, {"cid": cid})).all()
     count = sum(int(r[1] or 0) for r in rows)
     spend = sum(int(r[2] or 0) for r in rows)
     firsts = [r[3] for r in rows if r[3] is not None]
@@ -230,15 +263,7 @@ async def _totals_and_channels(session: AsyncSession, cid: int) -> tuple[Totals,
 
 async def _recent_orders(session: AsyncSession, cid: int) -> list[OrderView]:
     """The latest RECENT_ORDERS orders with their items and store, in one query."""
-    recent = (select(Order.id).where(Order.customer_id == cid)
-              .order_by(Order.ordered_at.desc(), Order.id.desc()).limit(RECENT_ORDERS))
-    rows = (await session.execute(
-        select(Order.id, Order.channel, Order.channel_order_id, Order.status, Order.paid_cents, Order.refunded_cents,
-               Order.ordered_at, Store.name, OrderItem.sku, OrderItem.name, OrderItem.category, OrderItem.quantity,
-               OrderItem.amount_cents)
-        .outerjoin(Store, Store.id == Order.store_id).outerjoin(OrderItem, OrderItem.order_id == Order.id)
-        .where(Order.id.in_(recent.scalar_subquery()))
-        .order_by(Order.ordered_at.desc(), Order.id.desc(), OrderItem.id))).all()
+    rows = (await session.execute(_RECENT_ORDERS, {"cid": cid})).all()
     orders: dict[int, OrderView] = {}
     for oid, channel, number, status, paid, refunded, at, store, sku, name, category, quantity, amount in rows:
         view = orders.get(oid)

@@ -15,7 +15,14 @@ from customers.profile import Profile, load_profile
 from models import Customer, FollowRelation, FollowStatus, IdentityKind, Staff
 from sidebar.errors import AccessDenied, NotFound, UpstreamError
 from sidebar.notes import list_notes
-from sidebar.permissions import LIVE_FOLLOW, Viewer, audit, check_customer_access, load_viewer
+from sidebar.permissions import (
+    LIVE_FOLLOW,
+    Viewer,
+    audit,
+    check_customer_access,
+    find_customer_in_scope,
+    load_viewer,
+)
 from wecom.errors import WeComError
 from wecom.types import ExternalContact, FollowUser
 
@@ -30,11 +37,17 @@ async def view_contact(ctx: BotContext, userid: str, external_userid: str) -> di
     """The profile of the customer behind ``external_userid`` as ``userid`` may see it, audited."""
     if not external_userid or len(external_userid) > MAX_EXTERNAL_USERID:
         raise NotFound("客户编号无效。")
-    async with ctx.maker() as session:  # one session for both reads: a checkout per request is cost enough
+    # The usual open: a stored customer the viewer may see, read and audited in one transaction.
+    async with ctx.maker.begin() as session:
         viewer = await _viewer_or_audit(ctx, session, userid, external_userid)
-        customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
-    fetched = customer is None
-    customer_id = customer.id if customer else await fetch_customer(ctx, external_userid, actor=userid)
+        found = await find_customer_in_scope(session, viewer, external_userid)
+        if found is not None and found.visible:
+            profile, notes = await _profile_and_notes(ctx, session, viewer, found.customer_id, external_userid,
+                                                      fetched=False)
+            return _answer(profile, notes, viewer, external_userid, fetched=False)
+    # Otherwise: not stored yet (read from WeCom), or maybe added by the viewer a moment ago.
+    fetched = found is None
+    customer_id = found.customer_id if found else await fetch_customer(ctx, external_userid, actor=userid)
     try:
         profile, notes = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
     except AccessDenied as exc:
@@ -44,6 +57,11 @@ async def view_contact(ctx: BotContext, userid: str, external_userid: str) -> di
         # The guide added this customer a moment ago and the callback is not processed yet.
         fetched = True
         profile, notes = await _audited_profile(ctx, viewer, customer_id, external_userid, fetched)
+    return _answer(profile, notes, viewer, external_userid, fetched=fetched)
+
+
+def _answer(profile: Profile, notes: list[dict[str, Any]], viewer: Viewer, external_userid: str, *,
+            fetched: bool) -> dict[str, Any]:
     return {"profile": profile.as_json(), "notes": notes, "viewer": viewer.as_json(),
             "external_userid": external_userid,
             "fetched_from_wecom": fetched}
@@ -53,10 +71,16 @@ async def _audited_profile(ctx: BotContext, viewer: Viewer, customer_id: int, ex
                            fetched: bool) -> tuple[Profile, list[dict[str, Any]]]:
     async with ctx.maker.begin() as session:
         await check_customer_access(session, viewer, customer_id)
-        profile = await load_profile(session, customer_id, show_phone=viewer.sees_full_phone)
-        notes = await list_notes(session, profile.customer_id, viewer)
-        session.add(audit(viewer.userid, "profile_viewed", "customer", str(profile.customer_id), ctx.clock(),
-                          external_userid=external_userid, role=viewer.role.value, fetched=fetched))
+        return await _profile_and_notes(ctx, session, viewer, customer_id, external_userid, fetched=fetched)
+
+
+async def _profile_and_notes(ctx: BotContext, session: AsyncSession, viewer: Viewer, customer_id: int,
+                             external_userid: str, *, fetched: bool) -> tuple[Profile, list[dict[str, Any]]]:
+    """The profile and notes of a customer the viewer may see, with the view audited (in the caller's transaction)."""
+    profile = await load_profile(session, customer_id, show_phone=viewer.sees_full_phone)
+    notes = await list_notes(session, profile.customer_id, viewer)
+    session.add(audit(viewer.userid, "profile_viewed", "customer", str(profile.customer_id), ctx.clock(),
+                      external_userid=external_userid, role=viewer.role.value, fetched=fetched))
     return profile, notes
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
@@ -33,15 +33,22 @@ def parse_note(body: Any) -> str:
     return text
 
 
+# Built once: read on every profile open.
+_NOTES: Final = (
+    select(CustomerNote.id, CustomerNote.body, CustomerNote.created_at, CustomerNote.staff_id, Staff.userid,
+           Staff.name)
+    .join(Staff, Staff.id == CustomerNote.staff_id)
+    .where(CustomerNote.customer_id == bindparam("cid"), CustomerNote.deleted_at.is_(None))
+    .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc()).limit(NOTES_SHOWN)
+)
+
+
 async def list_notes(session: AsyncSession, customer_id: int, viewer: Viewer) -> list[dict[str, Any]]:
     """The latest live notes on the customer, newest first, with author and whether the viewer wrote it."""
-    rows = (await session.execute(
-        select(CustomerNote, Staff.userid, Staff.name).join(Staff, Staff.id == CustomerNote.staff_id)
-        .where(CustomerNote.customer_id == customer_id, CustomerNote.deleted_at.is_(None))
-        .order_by(CustomerNote.created_at.desc(), CustomerNote.id.desc()).limit(NOTES_SHOWN))).all()
-    return [{"id": note.id, "body": note.body, "author": name, "author_userid": userid,
-             "created_at": note.created_at.isoformat(), "mine": note.staff_id == viewer.staff_id}
-            for note, userid, name in rows]
+    rows = (await session.execute(_NOTES, {"cid": customer_id})).all()
+    return [{"id": note_id, "body": body, "author": name, "author_userid": userid,
+             "created_at": created_at.isoformat(), "mine": staff_id == viewer.staff_id}
+            for note_id, body, created_at, staff_id, userid, name in rows]
 
 
 async def add_note(ctx: BotContext, userid: str, external_userid: str, text: str) -> dict[str, Any]:

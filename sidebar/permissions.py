@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import sync
+from customers.identity import surviving
 from customers.profile import may_see_phone
 from models import (
     AuditEntry,
+    Customer,
     CustomerGroup,
+    CustomerIdentity,
     FollowRelation,
     FollowStatus,
     GroupMember,
@@ -66,32 +69,58 @@ class Viewer:
                 "sees_full_phone": self.sees_full_phone}
 
 
+# Built once with bound parameters: the sidebar runs these on every open, and building a statement
+# (and its cache key) costs about as much CPU as running it.
+_VIEWER: Final = (
+    select(Staff.id, Staff.userid, Staff.name, Staff.role, Staff.store_id, Staff.region_id, Staff.wecom_status,
+           Store.name, Store.region_id)
+    .outerjoin(Store, Store.id == Staff.store_id).where(Staff.userid == bindparam("userid"))
+)
+
+
 async def load_viewer(session: AsyncSession, userid: str) -> Viewer:
     """The viewer for a signed-in userid; AccessDenied if they are not (or no longer) active staff."""
-    row = (await session.execute(
-        select(Staff, Store).outerjoin(Store, Store.id == Staff.store_id).where(Staff.userid == userid))).first()
+    row = (await session.execute(_VIEWER, {"userid": userid})).first()
     if row is None:
         raise AccessDenied(f"您的企业微信账号（{userid}）尚未登记为本系统员工，请联系管理员。")
-    staff, store = row
-    if staff.wecom_status not in _ACTIVE_MEMBER:
+    staff_id, staff_userid, name, role, store_id, staff_region_id, wecom_status, store_name, store_region_id = row
+    if wecom_status not in _ACTIVE_MEMBER:
         raise AccessDenied("您的企业微信账号已停用或已离职，不能使用侧边栏。")
-    region_id = staff.region_id if staff.region_id is not None else (store.region_id if store else None)
-    return Viewer(staff.id, staff.userid, staff.name, staff.role, staff.store_id, store.name if store else "",
-                  region_id)
+    region_id = staff_region_id if staff_region_id is not None else store_region_id
+    return Viewer(staff_id, staff_userid, name, role, store_id, store_name or "", region_id)
+
+
+#: What a viewer's role and assignment let them see: everyone, their store's or region's staff, or themselves.
+Scope = Literal["all", "store", "region", "own", "none"]
+
+
+def _scope(viewer: Viewer) -> Scope:
+    if viewer.role is StaffRole.HQ:
+        return "all"
+    if viewer.role is StaffRole.STORE_MANAGER and viewer.store_id is not None:
+        return "store"
+    if viewer.role is StaffRole.REGION_MANAGER and viewer.region_id is not None:
+        return "region"
+    if viewer.role in (StaffRole.GUIDE, StaffRole.STORE_MANAGER, StaffRole.REGION_MANAGER):
+        return "own"  # a manager not yet assigned to a store / region still sees their own customers
+    return "none"
+
+
+def _scope_condition(scope: Scope, staff_id: Any, store_id: Any, region_id: Any) -> ColumnElement[bool]:
+    """The ``staff_in_scope`` condition for a scope, the viewer's ids given as values or bound parameters."""
+    own = Staff.id == staff_id
+    if scope == "all":
+        return true()
+    if scope == "store":
+        return or_(own, Staff.store_id == store_id)
+    if scope == "region":
+        return or_(own, func.coalesce(Staff.region_id, Store.region_id) == region_id)
+    return own if scope == "own" else false()
 
 
 def staff_in_scope(viewer: Viewer) -> ColumnElement[bool]:
     """A condition on ``Staff`` (outer-joined to ``Store``): the staff whose customers the viewer sees."""
-    own = Staff.id == viewer.staff_id
-    if viewer.role is StaffRole.HQ:
-        return true()
-    if viewer.role is StaffRole.STORE_MANAGER and viewer.store_id is not None:
-        return or_(own, Staff.store_id == viewer.store_id)
-    if viewer.role is StaffRole.REGION_MANAGER and viewer.region_id is not None:
-        return or_(own, func.coalesce(Staff.region_id, Store.region_id) == viewer.region_id)
-    if viewer.role in (StaffRole.GUIDE, StaffRole.STORE_MANAGER, StaffRole.REGION_MANAGER):
-        return own  # a manager not yet assigned to a store / region still sees their own customers
-    return false()
+    return _scope_condition(_scope(viewer), viewer.staff_id, viewer.store_id, viewer.region_id)
 
 
 async def followers_in_scope(session: AsyncSession, viewer: Viewer, customer_id: int) -> list[tuple[Staff, FollowRelation]]:
@@ -137,13 +166,53 @@ async def check_group_access(session: AsyncSession, viewer: Viewer, group: Custo
         raise _denied(viewer, _GROUP_DENIED)
 
 
+@dataclass(frozen=True)
+class FoundCustomer:
+    """The surviving customer behind an external_userid, and whether the viewer may see them."""
+
+    customer_id: int
+    visible: bool
+
+
+@functools.cache
+def _found_statement(scope: Scope) -> Select[Any]:
+    """identity -> customer, their merge link, and whether staff in ``scope`` follow them (bound: xid and the ids)."""
+    in_scope = _scope_condition(scope, bindparam("staff_id"), bindparam("store_id"), bindparam("region_id"))
+    followed = (
+        select(FollowRelation.id).join(Staff, Staff.id == FollowRelation.staff_id)
+        .outerjoin(Store, Store.id == Staff.store_id)
+        .where(FollowRelation.customer_id == Customer.id, FollowRelation.status.in_(LIVE_FOLLOW), in_scope)
+        .correlate(Customer).exists()
+    )
+    return (
+        select(Customer.id, Customer.merged_into_id, true() if scope == "all" else followed)
+        .join_from(CustomerIdentity, Customer, Customer.id == CustomerIdentity.customer_id)
+        .where(CustomerIdentity.kind == IdentityKind.EXTERNAL_USERID, CustomerIdentity.value == bindparam("xid"))
+    )
+
+
+async def find_customer_in_scope(session: AsyncSession, viewer: Viewer, external_userid: str) -> FoundCustomer | None:
+    """The (synced) customer behind ``external_userid`` and whether the viewer may see them, in one query."""
+    params = {"xid": external_userid, "staff_id": viewer.staff_id, "store_id": viewer.store_id,
+              "region_id": viewer.region_id}  # a scope that does not use an id ignores it
+    row = (await session.execute(_found_statement(_scope(viewer)), params)).first()
+    if row is None:
+        return None
+    customer_id, merged_into_id, visible = row
+    if merged_into_id is not None:  # rare: follow the merges, then ask about the survivor
+        customer_id = (await surviving(session, customer_id)).id
+        visible = viewer.role is StaffRole.HQ or bool(await followers_in_scope(session, viewer, customer_id))
+    return FoundCustomer(customer_id, bool(visible))
+
+
 async def customer_in_scope(session: AsyncSession, viewer: Viewer, external_userid: str) -> int:
     """The (synced) customer behind ``external_userid`` if the viewer may see them: NotFound, else AccessDenied."""
-    customer = await sync.find_customer_by_identity(session, IdentityKind.EXTERNAL_USERID, external_userid)
-    if customer is None:
+    found = await find_customer_in_scope(session, viewer, external_userid)
+    if found is None:
         raise NotFound("该客户尚未同步，请先打开客户资料。")
-    await check_customer_access(session, viewer, customer.id)
-    return customer.id
+    if not found.visible:
+        raise _denied(viewer, _DENIED)
+    return found.customer_id
 
 
 def audit(actor: str, action: str, subject_type: str, subject_id: str, at: dt.datetime, **detail: Any) -> AuditEntry:
