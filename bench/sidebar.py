@@ -3,7 +3,9 @@
 One "sidebar open" is what the page does when a guide opens a single chat: GET
 /sidebar/api/contact/{external_userid} and GET /sidebar/api/contact/{external_userid}/scripts, issued
 concurrently. Each of ``--concurrency`` virtual guides (real staff from the generated data, signed in
-with a session cookie minted by sidebar.session) keeps opening a random customer it follows.
+with a session cookie minted by sidebar.session) keeps opening a random customer it follows, pausing
+``--think`` ms on average between opens (default 1000: every guide opens a new chat every second, a
+busy store at its busiest; 0 runs them back to back, which measures saturation, not a guide's wait).
 
 The real service (scrm.app.create_app, worker and scheduler included; the app clock pinned to the
 dataset's "now" so recency conditions match as on the day the data describes) runs in its own
@@ -24,7 +26,7 @@ A phase that runs past --time-limit seconds stops starting opens and says so.
 
 Usage:
   python bench/sidebar.py [--customers 1000000] [--orders 5000000] [--requests 20000] [--concurrency 32]
-                          [--warmup 1000] [--db postgresql://postgres@127.0.0.1:5432/bench_sidebar]
+                          [--think 1000] [--warmup 1000] [--db postgresql://postgres@127.0.0.1:5432/bench_sidebar]
                           [--time-limit 600] [--fresh] [--py-spy OUT.txt]
 """
 
@@ -687,8 +689,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="measured requests per server, two per open")
     parser.add_argument("--warmup", type=int, default=1_000, help="warm-up requests per server, not counted")
     parser.add_argument("--concurrency", type=int, default=32, help="virtual guides, each one open at a time")
-    parser.add_argument("--think", type=float, default=0.0, metavar="MS",
-                        help="mean pause of a guide between opens in the measured phase (default 0: back to back)")
+    # 32 guides each opening a new chat every second on average: a busy store at its busiest. Back to back
+    # (--think 0) measures saturation instead: every open then queues behind the 31 others.
+    parser.add_argument("--think", type=float, default=1000.0, metavar="MS",
+                        help="mean pause of a guide between opens in the measured phase (0: back to back)")
     parser.add_argument("--time-limit", type=float, default=600.0,
                         help="seconds after which a phase starts no new opens (a slow service still finishes)")
     parser.add_argument("--fresh", action="store_true", help="regenerate the data even if a copy exists")
