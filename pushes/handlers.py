@@ -10,8 +10,7 @@ Errors answer ``{"error": "…", "field": "…"}``: 400 bad input, 404 unknown, 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -21,28 +20,16 @@ from pushes import service
 from pushes.errors import PushError
 from pushes.runner import PUSH_RUNNER, PushRunner
 from scrm import keys
-from scrm.jsonweb import json_object, json_response
+from scrm.jsonweb import Handler, field_errors, json_object, json_response
 
 routes = web.RouteTableDef()
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ADMIN_ACTOR: Final = "admin"
 MAX_BODY: Final = 2 * 1024 * 1024  # an explicit audience may list many customer ids
 _EXAMPLE: Final = ('{"name": "周三第二杯半价", "audience": {"kind": "tags", "tag_ids": [3]}, '
                    '"content": {"text": "本周三第二杯半价"}, "schedule": {"kind": "once", "at": "2026-11-25T10:00"}}')
 #: Called after a push changed, so this process's scheduler reconciles at once (others within a tick).
 PUSH_CHANGED: Final = web.AppKey("push_changed", list[Callable[[], None]])
-
-
-def _domain_errors(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except PushError as exc:
-            return json_response(exc.as_json(), exc.status)
-
-    return wrapper
 
 
 def _id(request: web.Request) -> int:
@@ -63,7 +50,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/pushes")
-@_domain_errors
+@field_errors
 async def list_pushes(request: web.Request) -> web.Response:
     """Every push with upcoming runs."""
     now = request.config_dict[keys.CLOCK]()
@@ -71,7 +58,7 @@ async def list_pushes(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/pushes")
-@_domain_errors
+@field_errors
 async def create_push(request: web.Request) -> web.Response:
     """Create a push; 201 with it."""
     app = request.config_dict
@@ -83,7 +70,7 @@ async def create_push(request: web.Request) -> web.Response:
 
 
 @routes.get(r"/api/pushes/{id:\d+}")
-@_domain_errors
+@field_errors
 async def get_push(request: web.Request) -> web.Response:
     """One push with upcoming and recent runs."""
     app = request.config_dict
@@ -91,7 +78,7 @@ async def get_push(request: web.Request) -> web.Response:
 
 
 @routes.patch(r"/api/pushes/{id:\d+}")
-@_domain_errors
+@field_errors
 async def update_push(request: web.Request) -> web.Response:
     """Edit a push (the keys given replace the old ones)."""
     app = request.config_dict
@@ -103,7 +90,7 @@ async def update_push(request: web.Request) -> web.Response:
 
 
 def _status_route(status: PushStatus) -> Handler:
-    @_domain_errors
+    @field_errors
     async def handler(request: web.Request) -> web.Response:
         app = request.config_dict
         now = app[keys.CLOCK]()
@@ -120,7 +107,7 @@ routes.post(r"/api/pushes/{id:\d+}/cancel")(_status_route(PushStatus.CANCELLED))
 
 
 @routes.post(r"/api/pushes/{id:\d+}/cancel-run")
-@_domain_errors
+@field_errors
 async def cancel_run(request: web.Request) -> web.Response:
     """Cancel one upcoming run ({"scheduled_for": "2026-11-25T10:00+08:00"})."""
     app = request.config_dict
@@ -132,7 +119,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/pushes/{id:\d+}/dry-run")
-@_domain_errors
+@field_errors
 async def dry_run(request: web.Request) -> web.Response:
     """Who it would reach now, and through which guides; nothing is sent."""
     app = request.config_dict
@@ -141,7 +128,7 @@ async def dry_run(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/pushes/{id:\d+}/run")
-@_domain_errors
+@field_errors
 async def run_now(request: web.Request) -> web.Response:
     """Start a run now; 202 with the run to follow."""
     app = request.config_dict
@@ -151,7 +138,7 @@ async def run_now(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/push-runs")
-@_domain_errors
+@field_errors
 async def list_runs(request: web.Request) -> web.Response:
     """Recent runs (?status=creating|polling|finished|failed|skipped|cancelled)."""
     return json_response({"runs": await service.list_runs(request.config_dict[keys.SESSIONMAKER],
@@ -159,7 +146,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 @routes.get(r"/api/push-runs/{id:\d+}")
-@_domain_errors
+@field_errors
 async def run_detail(request: web.Request) -> web.Response:
     """One run: progress, numbers by outcome and per guide, failures by reason."""
     return json_response(await service.run_detail(request.config_dict[keys.SESSIONMAKER], _id(request)))

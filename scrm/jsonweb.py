@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from scrm.errors import FieldError
 
 
 def dumps(obj: Any) -> str:
@@ -34,3 +37,18 @@ async def json_object(request: web.Request, error: Callable[[str], Exception], *
     if not isinstance(body, dict):
         raise error(f"请求体须为 JSON 对象{hint}")
     return body
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def field_errors(handler: Handler) -> Handler:
+    """A JSON handler whose FieldError (scrm/errors.py) becomes its answer: {"error", "field"} with its status."""
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FieldError as exc:
+            return json_response(exc.as_json(), exc.status)
+
+    return wrapper

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
-from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Any, Final, cast
 from urllib.parse import quote
@@ -20,7 +18,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from scrm import keys
-from scrm.jsonweb import json_object, json_response
+from scrm.jsonweb import field_errors, json_object, json_response
 from sharing.channel_code_qr import render_printable
 from sharing.channel_codes import (
     CHANNEL_CODES,
@@ -38,24 +36,10 @@ from sharing.performance import PERIODS, Period, period_bounds
 
 routes = web.RouteTableDef()
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY: Final = 64 * 1024
 PERIOD_NAMES: Final = {"day": "今日", "week": "本周", "month": "本月"}
 KIND_NAMES: Final = {"campaign": "活动", "store": "门店"}
 STATUS_NAMES: Final = {"active": "使用中", "creating": "创建中", "disabled": "已停用"}
-
-
-def _domain_errors(handler: Handler) -> Handler:
-    """Map ChannelCodeError (and its 404 / 409 / 502 kinds) to JSON answers."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ChannelCodeError as exc:
-            return json_response(exc.as_json(), exc.status)
-
-    return wrapper
 
 
 def _service(request: web.Request) -> ChannelCodes:
@@ -88,7 +72,7 @@ def _period_json(period: str, start: dt.datetime, end: dt.datetime) -> dict[str,
 
 
 @routes.get("/api/channel-codes")
-@_domain_errors
+@field_errors
 async def list_codes(request: web.Request) -> web.Response:
     """Every code, newest first, each with its counts for the period and in total."""
     period, start, end = _period(request)
@@ -101,7 +85,7 @@ async def list_codes(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/channel-codes")
-@_domain_errors
+@field_errors
 async def create_code(request: web.Request) -> web.Response:
     """Create a code: {name, kind, store_id?, skip_verify?, members: [{userid, role, schedule}], tag_ids?, welcome?}."""
     return json_response(await _service(request).create(await _body(request)), 201)
@@ -119,7 +103,7 @@ async def _code_with_stats(request: web.Request
 
 
 @routes.get(r"/api/channel-codes/{id:\d+}")
-@_domain_errors
+@field_errors
 async def get_code(request: web.Request) -> web.Response:
     """One code with its members, on-duty guides and total counts."""
     view, stats, _ = await _code_with_stats(request)
@@ -127,21 +111,21 @@ async def get_code(request: web.Request) -> web.Response:
 
 
 @routes.put(r"/api/channel-codes/{id:\d+}")
-@_domain_errors
+@field_errors
 async def update_code(request: web.Request) -> web.Response:
     """Change a code; members, tags and welcome are replaced as given; {"enabled": false} disables it."""
     return json_response(await _service(request).update(_id(request), await _body(request)))
 
 
 @routes.post(r"/api/channel-codes/{id:\d+}/disable")
-@_domain_errors
+@field_errors
 async def disable_code(request: web.Request) -> web.Response:
     """Delete the code's WeCom contact way (its QR stops working); the code and its counts stay."""
     return json_response(await _service(request).disable(_id(request)))
 
 
 @routes.get(r"/api/channel-codes/{id:\d+}/stats")
-@_domain_errors
+@field_errors
 async def code_stats_api(request: web.Request) -> web.Response:
     """Adds (period and total), still friends after 7 days, orders and GMV after the add."""
     view, stats, (period, start, end) = await _code_with_stats(request)
@@ -155,7 +139,7 @@ def _disposition(name: str, fallback: str) -> str:
 
 
 @routes.get(r"/api/channel-codes/{id:\d+}/qr.png")
-@_domain_errors
+@field_errors
 async def qr_png(request: web.Request) -> web.Response:
     """The code's QR image as a download named after the code; ``?print=1`` an A5 sheet with name and call to action."""
     view, image = await _service(request).qr_png(_id(request))
