@@ -53,6 +53,8 @@ def render_status(status: BotStatus, tz: ZoneInfo) -> str:
 <title>回调状态 · 企微SCRM</title><link rel="stylesheet" href="/static/admin.css"></head>
 <body><main>
 <h1>企业微信回调状态</h1>
+<p class="nav">管理页面：<a href="/admin/pushes">定时群发</a> · <a href="/admin/share">分享看板</a> ·
+<a href="/admin/channel-codes">渠道活码</a></p>
 <section><h2>接收消息服务器配置</h2>
 <p>在企业微信管理后台「应用管理 → 自建应用 → 接收消息 → 设置API接收」中填写：</p>
 <p class="url">URL：<code id="callback-url">{escape(status.callback_url)}</code></p>

@@ -23,6 +23,8 @@ async def test_login_sets_cookie_and_page_shows_callback_url_and_checks(client: 
     assert "http://127.0.0.1:8080/wecom/callback" in page
     assert "✔ Token" in page and "✔ EncodingAESKey" in page
     assert "enter_agent" in page and "已完成" in page
+    for path in ("/admin/pushes", "/admin/share", "/admin/channel-codes"):  # the other admin pages, linked and up
+        assert f'href="{path}"' in page and (await client.get(path)).status == 200
     for secret in (TOKEN, AES_KEY, SECRET, "admin-secret"):
         assert secret not in page
 
