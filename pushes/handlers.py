@@ -4,7 +4,8 @@
 (with recent runs), PATCH (the keys given replace the old ones); ``/{id}/pause|resume|cancel``;
 ``/{id}/dry-run`` the audience and per-guide split without sending; ``/{id}/run`` starts a run now;
 ``/{id}/cancel-run`` ``{"scheduled_for": "…"}`` cancels one upcoming run. ``/admin/api/push-runs``
-(``?status=``) and ``/admin/api/push-runs/{id}`` (numbers per outcome and per guide, progress).
+(``?status=``) and ``/admin/api/push-runs/{id}`` (numbers per outcome and per guide, progress);
+``/admin/api/push-options``: the segments, tags, stores and group owners an audience can name.
 Errors answer ``{"error": "…", "field": "…"}``: 400 bad input, 404 unknown, 409 wrong state.
 """
 
@@ -135,6 +136,13 @@ async def run_now(request: web.Request) -> web.Response:
     run_id = await service.run_now(app[keys.SESSIONMAKER], _runner(request), _id(request), now=app[keys.CLOCK](),
                                    actor=ADMIN_ACTOR)
     return json_response(await service.run_detail(app[keys.SESSIONMAKER], run_id), 202)
+
+
+@routes.get("/api/push-options")
+@field_errors
+async def push_options(request: web.Request) -> web.Response:
+    """Segments, tags, stores and group owners an audience can name, with their names (the form's pickers)."""
+    return json_response(await service.push_options(request.config_dict[keys.SESSIONMAKER]))
 
 
 @routes.get("/api/push-runs")

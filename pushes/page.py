@@ -79,11 +79,14 @@ def render_page(timezone: str) -> str:
 <select id="f-aud-kind" aria-label="受众类型">
 <option value="tags">按标签</option><option value="segment">按人群</option>
 <option value="customers">指定客户</option><option value="groups">客户群</option></select>
-<div class="aud" data-kind="tags"><label data-field="audience.tag_ids">标签编号（逗号分隔）<input id="f-tag-ids" placeholder="如：3, 7"></label>
+<div class="aud" data-kind="tags"><label data-field="audience.tag_ids">标签编号（逗号分隔，或点选下方标签）<input id="f-tag-ids" placeholder="如：3, 7"></label>
+<div class="picks" data-pick="tags" data-into="f-tag-ids" data-multi="1" hidden></div>
 <label data-field="audience.match">匹配<select id="f-tag-match"><option value="any">任一标签</option><option value="all">全部标签</option></select></label></div>
-<div class="aud" data-kind="segment" hidden><label data-field="audience.segment_id">人群编号<input id="f-segment-id" inputmode="numeric"></label></div>
+<div class="aud" data-kind="segment" hidden><label data-field="audience.segment_id">人群编号（或点选下方人群）<input id="f-segment-id" inputmode="numeric"></label>
+<div class="picks" data-pick="segments" data-into="f-segment-id" hidden></div></div>
 <div class="aud" data-kind="customers" hidden><label data-field="audience.customer_ids">客户编号（逗号或换行分隔）<textarea id="f-customer-ids" rows="2"></textarea></label></div>
-<div class="aud" data-kind="groups" hidden><label data-field="audience.owners">群主 userid（逗号分隔）<input id="f-owners" placeholder="如：zhangsan, lisi"></label>
+<div class="aud" data-kind="groups" hidden><label data-field="audience.owners">群主 userid（逗号分隔，或点选下方群主）<input id="f-owners" placeholder="如：zhangsan, lisi"></label>
+<div class="picks" data-pick="owners" data-into="f-owners" data-multi="1" hidden></div>
 <label data-field="audience.name_contains">群名包含<input id="f-group-name"></label></div>
 </fieldset>
 

@@ -11,8 +11,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import (
-    AuditEntry, DeliveryStatus, Outcome, Push, PushDelivery, PushRecipient, PushRun, PushStatus, RunStatus, Segment,
-    Staff, Store, Tag,
+    AuditEntry, CustomerGroup, DeliveryStatus, GroupStatus, Outcome, Push, PushDelivery, PushRecipient, PushRun,
+    PushStatus, RunStatus, Segment, Staff, Store, Tag, TagGroup,
 )
 from pushes.claims import claim_run
 from pushes.errors import PushConflict, PushError, PushNotFound
@@ -23,6 +23,7 @@ from pushes.spec import PushSpec, check_references, parse_spec, spec_of
 UPCOMING: Final = 5
 RUNS_PAGE: Final = 50
 _SAMPLE: Final = 20
+OPTIONS_MAX: Final = 1000  # tags or group owners offered at most
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -307,3 +308,21 @@ async def run_now(maker: async_sessionmaker[AsyncSession], runner: PushRunner, p
     async with maker.begin() as session:
         session.add(_audit(actor, "push.run_now", push_id, now, run_id=run_id))
     return run_id
+
+
+async def push_options(maker: async_sessionmaker[AsyncSession]) -> dict[str, list[dict[str, Any]]]:
+    """What an audience can name, with names: segments, live tags (with their group), stores, group owners."""
+    async with maker() as session:
+        segments = (await session.execute(select(Segment.id, Segment.name).order_by(Segment.name))).all()
+        tags = (await session.execute(select(Tag.id, Tag.name, TagGroup.name).join(TagGroup, TagGroup.id == Tag.group_id)
+                                      .where(Tag.deleted.is_(False), TagGroup.deleted.is_(False))
+                                      .order_by(TagGroup.order.desc(), TagGroup.id, Tag.order.desc(), Tag.id)
+                                      .limit(OPTIONS_MAX))).all()
+        stores = (await session.execute(select(Store.id, Store.name).order_by(Store.code))).all()
+        owners = (await session.execute(select(Staff.userid, Staff.name).where(
+            Staff.userid.in_(select(CustomerGroup.owner_userid).where(CustomerGroup.status == GroupStatus.ACTIVE)))
+            .order_by(Staff.userid).limit(OPTIONS_MAX))).all()
+    return {"segments": [{"id": i, "name": n} for i, n in segments],
+            "tags": [{"id": i, "name": n, "group": g} for i, n, g in tags],
+            "stores": [{"id": i, "name": n} for i, n in stores],
+            "owners": [{"userid": u, "name": n} for u, n in owners]}

@@ -637,15 +637,67 @@
     }
   }
 
+  // -- pickers: the names behind the ids the audience inputs take ---------------------------------
+
+  /** Mark the picks whose ids are in their input. */
+  function markPicks() {
+    for (const box of form.querySelectorAll('.picks')) {
+      const chosen = new Set(ids($('#' + box.dataset.into).value));
+      for (const b of box.querySelectorAll('button')) {
+        b.classList.toggle('on', chosen.has(b.dataset.id));
+        b.setAttribute('aria-pressed', String(chosen.has(b.dataset.id)));
+      }
+    }
+  }
+
+  function pick(box, id) {
+    const input = $('#' + box.dataset.into);
+    if (box.dataset.multi) {
+      const have = ids(input.value);
+      input.value = (have.includes(id) ? have.filter((x) => x !== id) : [...have, id]).join(', ');
+    } else {
+      input.value = id;
+    }
+    markPicks();
+  }
+
+  /** Segments, tags and group owners by name under their inputs (the inputs still take ids typed in). */
+  async function loadOptions() {
+    let options;
+    try {
+      options = await api('GET', '/push-options');
+    } catch (error) {
+      return; // only a convenience: the inputs work without it
+    }
+    for (const box of form.querySelectorAll('.picks')) {
+      const items = options[box.dataset.pick] || [];
+      box.replaceChildren(...items.map((item) => {
+        const id = String(item.id ?? item.userid);
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'pick';
+        b.dataset.id = id;
+        b.textContent = item.group ? `${item.group} · ${item.name}` : (item.name || id);
+        b.title = `编号 ${id}`;
+        b.addEventListener('click', () => pick(box, id));
+        return b;
+      }));
+      box.hidden = !items.length;
+    }
+    markPicks();
+  }
+
   // -- wiring -----------------------------------------------------------------------------------
 
-  $('#f-aud-kind').addEventListener('change', (e) => showKinds('.aud', e.target.value));
+  $('#f-aud-kind').addEventListener('change', (e) => { showKinds('.aud', e.target.value); loadOptions(); });
+  for (const id of ['f-tag-ids', 'f-segment-id', 'f-owners']) $('#' + id).addEventListener('input', markPicks);
   $('#f-sched-kind').addEventListener('change', (e) => showKinds('.sched', e.target.value));
   $('#f-text').addEventListener('input', updateBytes);
   form.addEventListener('submit', submit);
-  $('#refresh').addEventListener('click', () => refresh());
+  $('#refresh').addEventListener('click', () => { refresh(); loadOptions(); });
   $('#run-detail-close').addEventListener('click', () => { state.openRun = null; renderDetail(); });
   $('#f-at').value = nextHourLocal();
   updateBytes();
   refresh();
+  loadOptions();
 })();

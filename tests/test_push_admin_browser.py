@@ -100,8 +100,11 @@ async def test_the_pushes_page_creates_dry_runs_sends_and_cancels(
     # Create a once push an hour ahead, to everyone with the tag, with a link card.
     at = (clock() + dt.timedelta(hours=1)).astimezone(tz).replace(second=0)
     await page.fill("#f-name", TRICKY)
-    await page.select_option("#f-aud-kind", "tags")
-    await page.fill("#f-tag-ids", str(tag_id))
+    await page.select_option("#f-aud-kind", "tags")  # reads the pickers again: the tag made above is there
+    chip = page.locator(".picks[data-pick=tags] button", has_text="运营-活跃 · 活跃")
+    await chip.click()
+    assert await page.input_value("#f-tag-ids") == str(tag_id)
+    assert await chip.get_attribute("aria-pressed") == "true"
     text = "我是{guide_name}，{store_name}本周三第二杯半价！"
     await page.fill("#f-text", text)
     assert await page.locator("#f-text-bytes").inner_text() == str(len(text.encode()))

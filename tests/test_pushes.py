@@ -418,3 +418,15 @@ async def test_a_group_push_interrupted_after_a_call_resumes_without_a_second_ta
     async with maker() as session:
         msgids = sorted((await session.scalars(select(PushDelivery.msgid))).all())
     assert msgids == sorted(sim_state.mass_messages)
+
+
+async def test_the_form_can_name_tags_segments_and_group_owners(
+        client: TestClient, brand: Brand, sim_state: SimulatorState, maker: Any, clock: Any) -> None:
+    tag_id = await _tag(maker, clock, [], name="新客")
+    chat = sim_state.add_group_chat("lisi", [brand.lilei], name="新客群")
+    async with maker.begin() as session:
+        session.add(CustomerGroup(chat_id=chat, name="新客群", owner_userid="lisi"))
+    data = await (await client.get("/admin/api/push-options", headers=ADMIN)).json()
+    assert {"id": tag_id, "name": "新客", "group": "运营-新客"} in data["tags"]
+    assert data["owners"] == [{"userid": "lisi", "name": "李四"}]
+    assert {s["name"] for s in data["stores"]} == {"上海徐汇店", "杭州西湖店", "广州天河店"}
