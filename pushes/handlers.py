@@ -11,7 +11,6 @@ Errors answer ``{"error": "…", "field": "…"}``: 400 bad input, 404 unknown, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from models import PushStatus
 from pushes import service
 from pushes.errors import PushError
 from pushes.runner import PUSH_RUNNER, PushRunner
+from pushes.scheduler import PUSH_SCHEDULER
 from scrm import keys
 from scrm.jsonweb import Handler, field_errors, json_object, json_response
 
@@ -29,8 +29,6 @@ ADMIN_ACTOR: Final = "admin"
 MAX_BODY: Final = 2 * 1024 * 1024  # an explicit audience may list many customer ids
 _EXAMPLE: Final = ('{"name": "周三第二杯半价", "audience": {"kind": "tags", "tag_ids": [3]}, '
                    '"content": {"text": "本周三第二杯半价"}, "schedule": {"kind": "once", "at": "2026-11-25T10:00"}}')
-#: Called after a push changed, so this process's scheduler reconciles at once (others within a tick).
-PUSH_CHANGED: Final = web.AppKey("push_changed", list[Callable[[], None]])
 
 
 def _id(request: web.Request) -> int:
@@ -42,8 +40,10 @@ def _runner(request: web.Request) -> PushRunner:
 
 
 def _changed(request: web.Request) -> None:
-    for listener in request.config_dict.get(PUSH_CHANGED, []):
-        listener()
+    """A push changed: this process's scheduler reconciles at once (other processes' within a tick)."""
+    scheduler = request.config_dict.get(PUSH_SCHEDULER)  # absent where the app runs no scheduler (tests)
+    if scheduler is not None:
+        scheduler.notify()
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

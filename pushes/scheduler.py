@@ -97,13 +97,11 @@ def push_id_of(job_id: str) -> int | None:
 # and several PushSchedulers may share a process (tests); the executor sets this around task creation,
 # and create_task copies the context into the job's task.
 _OWNER: contextvars.ContextVar[PushScheduler | None] = contextvars.ContextVar("push_scheduler", default=None)
-#: PushSchedulers currently scheduling in this process (fire_job's fallback when the context is unset).
-_LIVE: list[PushScheduler] = []
 
 
 async def fire_job(push_id: int, version: int) -> int | None:
     """APScheduler's job body: fire the push's due occurrence if the push is still as it was scheduled."""
-    owner = _OWNER.get() or (_LIVE[0] if len(_LIVE) == 1 else None)
+    owner = _OWNER.get()
     if owner is None:
         _LOGGER.error("push %s fired with no push scheduler running here; not run", push_id)
         return None
@@ -327,7 +325,6 @@ class PushScheduler:
         )
         aps.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps = aps
-        _LIVE.append(self)
         try:
             # Paused until the jobs match the pushes and older misses are recorded: otherwise it would
             # fire jobs of cancelled pushes and coalesce away misses before we could record them.
@@ -345,8 +342,6 @@ class PushScheduler:
         aps, self._aps = self._aps, None
         if aps is None:
             return
-        if self in _LIVE:
-            _LIVE.remove(self)
         aps.stop_timer()
         if aps.state == STATE_RUNNING:
             aps.pause()  # at once, so a wake-up already queued does nothing

@@ -21,7 +21,7 @@ from models import utcnow
 from pushes import handlers as push_handlers
 from pushes import page as push_page
 from pushes.runner import push_runner_ctx
-from pushes.scheduler import PUSH_SCHEDULER, push_scheduler_ctx
+from pushes.scheduler import push_scheduler_ctx
 from scrm import keys
 from scrm.admin import create_admin_app
 from scrm.db import check_schema, create_engine, create_sessionmaker
@@ -104,13 +104,6 @@ def _worker_ctx(start: bool) -> Callable[[web.Application], AsyncIterator[None]]
     return ctx
 
 
-def _notify_scheduler(app: web.Application) -> None:
-    """A push was edited here: this process's scheduler reconciles now (others within a tick)."""
-    scheduler = app.get(PUSH_SCHEDULER)
-    if scheduler is not None:
-        scheduler.notify()
-
-
 def create_app(
     settings: Settings,
     *,
@@ -126,7 +119,6 @@ def create_app(
     app[keys.ROUTER] = build_router()
     app[keys.POSTER_CACHE] = PosterCache()
     app[keys.ORDER_LISTENERS] = []
-    app[push_handlers.PUSH_CHANGED] = []
     app.cleanup_ctx.append(_database_ctx(settings))
     app.cleanup_ctx.append(click_writer_ctx)  # after the database: its clicks are flushed before disposal
     app.cleanup_ctx.append(share_redirect.link_preload_ctx)
@@ -140,7 +132,6 @@ def create_app(
     app.cleanup_ctx.append(sharing_refresh_ctx)
     if run_worker:  # tests drive pushes themselves (runner.fire, poll); tests/test_push_scheduler.py covers this
         app.cleanup_ctx.append(push_scheduler_ctx)  # after the lease and the runner it drives
-    app[push_handlers.PUSH_CHANGED].append(lambda: _notify_scheduler(app))
     app.router.add_get("/healthz", healthz)
     bot_handlers.add_routes(app, settings.callback_path)
     app.add_routes(order_webhook.routes)
