@@ -247,12 +247,12 @@ class PushRunner:
         async with self.maker() as session:
             run = await session.get(PushRun, run_id)
             assert run is not None
-            push_name = await session.scalar(select(Push.name).where(Push.id == run.push_id)) or ""
+            push_name, chat_type = (await session.execute(
+                select(Push.name, Push.chat_type).where(Push.id == run.push_id))).one()
             deliveries = (await session.scalars(select(PushDelivery).where(
                 PushDelivery.run_id == run_id,
                 PushDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.CALLING]))
                 .order_by(PushDelivery.id))).all()
-            chat_type = (await session.scalar(select(Push.chat_type).where(Push.id == run.push_id))) or "single"
             senders = await self._sender_values(session, {d.sender_userid for d in deliveries})
         await self._phase(run_id, "creating")
         attachments = await self._attachments(run.content.get("attachments") or [])

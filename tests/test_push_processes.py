@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 from sqlalchemy import func, select
 
 from models import Lease, PushRun, RunStatus
@@ -26,20 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN = {"Authorization": "Bearer admin-secret"}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def services(settings: Settings, sim_server: TestServer, tmp_path: Path) -> Iterator[list[tuple[int, Any]]]:
     """Two `scrm serve` processes with the test's corp, database and simulator (stopped afterwards)."""
     started: list[tuple[int, Any, Any]] = []
     for i in range(2):
-        port = _free_port()
+        port = unused_port()
         env = dict(os.environ, WECOM_CORP_ID=settings.corp_id, WECOM_AGENT_ID=str(settings.agent_id),
                    WECOM_AGENT_SECRET=settings.agent_secret, WECOM_TOKEN=settings.token,
                    WECOM_ENCODING_AES_KEY=settings.encoding_aes_key, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
