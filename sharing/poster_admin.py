@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import AuditEntry, MediaAsset, PosterTemplate
 from scrm import keys
+from scrm.errors import FieldError
 from scrm.jsonweb import json_object, json_response
 from sharing.fonts import FontNotFound
 from sharing.poster_service import PreviewSubjectNotFound, TemplateUnavailable, preview_poster
@@ -49,13 +50,11 @@ _KEY_LABELS: Final = {"width": "宽度", "height": "高度", "x": "横坐标", "
                       "radius": "圆角半径", "round": "圆形裁剪", "placeholder_color": "占位底色"}
 
 
-class InvalidPosterTemplate(ValueError):
+class InvalidPosterTemplate(FieldError):
     """Bad input for a template; ``message`` (Chinese) names the field, ``status`` is 400 or 409."""
 
     def __init__(self, message: str, field: str = "", status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field)
         self.status = status
 
 
@@ -219,7 +218,7 @@ def _domain_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except InvalidPosterTemplate as exc:
-            return _error(exc.message, exc.field, exc.status)
+            return json_response(exc.as_json(), exc.status)
         except (PosterTemplateNotFound, TemplateUnavailable):
             return _error(f"海报模板 {request.match_info.get('id', '')} 不存在", "id", 404)
         except PreviewSubjectNotFound as exc:
