@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Push, PushRun, PushStatus
 from pushes.jobstore import create_jobstore_engine
+from pushes.runner import PUSH_RUNNER
 from pushes.schedule import Schedule, latest_due, load_schedule, trigger_for
 from scrm import keys
 from scrm.leader import Leadership
@@ -527,10 +528,6 @@ PUSH_SCHEDULER: Final = web.AppKey("push_scheduler", PushScheduler)
 
 async def push_scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx (after leadership and the push runner): ``app[PUSH_SCHEDULER]``, started."""
-    try:
-        from pushes.runner import PUSH_RUNNER
-    except ImportError as exc:  # wired before pushes/runner.py exists
-        raise RuntimeError("push_scheduler_ctx needs pushes.runner.PUSH_RUNNER (the push runner)") from exc
     scheduler = PushScheduler(app[keys.SESSIONMAKER], app[keys.SETTINGS], app[PUSH_RUNNER],
                               leadership=app.get(keys.LEADERSHIP), clock=app[keys.CLOCK])
     app[PUSH_SCHEDULER] = scheduler

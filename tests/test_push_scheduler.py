@@ -472,14 +472,14 @@ async def test_the_background_loop_follows_edits_and_survives_errors(
 async def test_the_cleanup_context_starts_and_stops_the_scheduler(
     maker: Maker, aps_clock: FakeClock, push_settings: Settings, runner: RecordingRunner
 ) -> None:
-    runner_module = pytest.importorskip("pushes.runner")
+    from pushes.runner import PUSH_RUNNER
     from pushes.scheduler import PUSH_SCHEDULER, push_scheduler_ctx
 
     app = web.Application()
     app[keys.SESSIONMAKER] = maker
     app[keys.SETTINGS] = push_settings
     app[keys.CLOCK] = aps_clock
-    app[runner_module.PUSH_RUNNER] = runner  # type: ignore[assignment]
+    app[PUSH_RUNNER] = runner  # type: ignore[assignment]
     context = push_scheduler_ctx(app)
     await anext(context)
     scheduler = app[PUSH_SCHEDULER]
