@@ -119,8 +119,8 @@
     return days <= 0 ? '今天' : days + ' 天前';
   }
 
-  function avatar(name, url, className) {
-    const box = el('div', 'avatar ' + (className || ''), (name || '客').trim().slice(0, 1) || '客');
+  /** ``box`` with the picture at ``url`` over its text fallback, once it loads (https only; none if it fails). */
+  function withPicture(box, url) {
     if (/^https?:\/\//.test(url || '')) {
       const img = document.createElement('img');
       img.alt = '';
@@ -132,6 +132,10 @@
       box.appendChild(img);
     }
     return box;
+  }
+
+  function avatar(name, url, className) {
+    return withPicture(el('div', 'avatar ' + (className || ''), (name || '客').trim().slice(0, 1) || '客'), url);
   }
 
   // ------------------------------------------------------------------ backend
@@ -1049,17 +1053,7 @@
   function cover(item) {
     const box = el('div', 'share-cover kind-' + item.kind, (KIND_NAMES[item.kind] || '图').slice(0, 1));
     box.setAttribute('aria-hidden', 'true');
-    if (/^https?:\/\//.test(item.cover_url || '')) {
-      const img = document.createElement('img');
-      img.alt = '';
-      img.loading = 'lazy';
-      img.referrerPolicy = 'no-referrer';
-      img.addEventListener('load', () => box.classList.add('has-img'));
-      img.addEventListener('error', () => img.remove());
-      img.src = item.cover_url.replace(/^http:\/\//, 'https://');
-      box.appendChild(img);
-    }
-    return box;
+    return withPicture(box, item.cover_url);
   }
 
   function shareItem(item) {
